@@ -1,0 +1,38 @@
+"""The paper's CIFAR augmentation, on a whole batch of tensors, on whatever device holds it.
+
+Pad 4 pixels on each side with zeros, take a random 32x32 crop, flip horizontally with
+probability 1/2. Crop and flip are one gather, so no image is handled on its own.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def crop_and_flip(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, padding: int
+) -> torch.Tensor:
+    """Crop each zero-padded image of ``images`` (B, C, H, W) at (``top``, ``left``) of the
+    padded image, mirrored left-right where ``flip`` is true; the output has the input's size."""
+    batch, channels, height, width = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    device = images.device
+    rows = top[:, None] + torch.arange(height, device=device)
+    columns = torch.arange(width, device=device).expand(batch, width)
+    columns = torch.where(flip[:, None], width - 1 - columns, columns) + left[:, None]
+    return padded[
+        torch.arange(batch, device=device)[:, None, None, None],
+        torch.arange(channels, device=device)[None, :, None, None],
+        rows[:, None, :, None],
+        columns[:, None, None, :],
+    ]
+
+
+def random_crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Random crop of the zero-padded images and random horizontal flip, per image."""
+    batch, device = images.shape[0], images.device
+    top = torch.randint(0, 2 * padding + 1, (batch,), device=device)
+    left = torch.randint(0, 2 * padding + 1, (batch,), device=device)
+    flip = torch.rand(batch, device=device) < 0.5
+    return crop_and_flip(images, top, left, flip, padding)

@@ -1,0 +1,115 @@
+"""CIFAR-10 as a LightningDataModule serving whole batches of uint8 tensors.
+
+The decoded set sits in memory; a batch is one index into it. Per-pixel mean subtraction and the
+augmentation run in ``on_after_batch_transfer``, on whole batches on the training device.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from resnet_repro.data.augment import random_crop_flip
+from resnet_repro.data.sources import load_source, source_fingerprint
+
+VAL_SIZE = 5000
+
+
+class RandomBatches(Sampler[list[int]]):
+    """Index lists of ``batch_size``, reshuffled each epoch from ``seed`` and the epoch number,
+    the last incomplete batch dropped. Under DDP each rank takes its own disjoint share."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size // self.world_size // self.batch_size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)[self.rank :: self.world_size]
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size].tolist()
+
+
+class CIFAR10DataModule(pl.LightningDataModule):
+    """CIFAR-10 from ``source`` (see ``resnet_repro.data.sources``).
+
+    Training batches are augmented (pad 4, random 32x32 crop, flip); every batch has the
+    per-pixel mean of the training images subtracted (pixels scaled to [0, 1] first). With
+    ``val_split`` the last 5,000 of a fixed shuffle of the training set are held out as a
+    validation set (the paper's 45k/5k split); evaluation then covers it and the test set.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        cache_dir: str | os.PathLike = ".cache/data",
+        batch_size: int = 128,
+        eval_batch_size: int = 250,
+        val_split: bool = False,
+        augment: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.source, self.cache_dir = source, cache_dir
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_split, self.augment, self.seed = val_split, augment, seed
+        self.splits: dict[str, TensorDataset] = {}
+        self.pixel_mean: torch.Tensor | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return source_fingerprint(self.source)
+
+    @property
+    def eval_names(self) -> list[str]:
+        """Names of the evaluation sets, in the order of ``val_dataloader``'s loaders."""
+        return ["val", "test"] if self.val_split else ["test"]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        data = load_source(self.source, self.cache_dir)
+        train_images, train_labels = data["train"]
+        if self.val_split:
+            order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(0))
+            held_out, kept = order[-VAL_SIZE:], order[:-VAL_SIZE]
+            self.splits["val"] = TensorDataset(train_images[held_out], train_labels[held_out])
+            train_images, train_labels = train_images[kept], train_labels[kept]
+        self.splits["train"] = TensorDataset(train_images, train_labels)
+        self.splits["test"] = TensorDataset(*data["test"])
+        self.pixel_mean = train_images.float().div_(255).mean(dim=0)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world_size = 0, 1
+        if self.trainer is not None:
+            rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        sampler = RandomBatches(
+            len(self.splits["train"]), self.batch_size, self.seed, rank, world_size
+        )
+        return DataLoader(self.splits["train"], sampler=sampler, batch_size=None)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [self._eval_loader(self.splits[name]) for name in self.eval_names]
+
+    def _eval_loader(self, dataset: TensorDataset) -> DataLoader:
+        batches = torch.arange(len(dataset)).split(self.eval_batch_size)
+        return DataLoader(dataset, sampler=[b.tolist() for b in batches], batch_size=None)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        if self.pixel_mean.device != images.device:
+            self.pixel_mean = self.pixel_mean.to(images.device)
+        images = images.float().div_(255).sub_(self.pixel_mean)
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images = random_crop_flip(images)
+        return images, labels

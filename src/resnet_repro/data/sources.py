@@ -1,0 +1,165 @@
+"""Reading CIFAR-10 from where it lies, once, into uint8 tensors cached by content hash.
+
+A source is either ``"official"`` (the official release through torchvision, downloaded where
+the internet is reachable) or a path to an ImageFolder layout, as a folder or a ``.tar.gz``::
+
+    train/<class>/*.jpg|png    test/<class>/*.jpg|png
+
+(optionally under one top-level folder). Images are decoded once with torchvision.io and the
+arrays saved to ``cache_dir/cifar10-<hash>.pt``, the hash being of the source's bytes, so a
+second start loads them in a second and a changed source is never served stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torchvision.io import ImageReadMode, decode_image
+
+OFFICIAL = "official"
+SPLITS = ("train", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+LAYOUT_HELP = (
+    "expected an ImageFolder layout: train/<class>/<image>.jpg and test/<class>/<image>.jpg "
+    "(as a folder or a .tar.gz), or data.source=official for torchvision's download"
+)
+
+
+class DataSourceError(RuntimeError):
+    """The data source is missing, malformed or unreadable; the message says how to fix it."""
+
+
+def source_fingerprint(source: str | os.PathLike) -> str:
+    """A hex digest of the source's content: what the cache and run directories are keyed by."""
+    if str(source) == OFFICIAL:
+        return "torchvision-cifar10-official"
+    path = _existing(source)
+    digest = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    else:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(path)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def load_source(source: str | os.PathLike, cache_dir: str | os.PathLike) -> dict:
+    """The whole data set as ``{"train": (images, labels), "test": (...), "classes": [...]}``,
+    images uint8 (N, 3, 32, 32), labels int64; decoded from the source only on a cache miss."""
+    cache_dir = Path(cache_dir)
+    cache_file = cache_dir / f"cifar10-{source_fingerprint(source)[:20]}.pt"
+    if cache_file.exists():
+        return torch.load(cache_file)
+    data = _read_official(cache_dir) if str(source) == OFFICIAL else _read_image_folder(source)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(data, partial)
+    partial.replace(cache_file)
+    return data
+
+
+def _existing(source: str | os.PathLike) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataSourceError(
+            f"data source {str(path)!r} does not exist. Pass data.source=<path to a folder or "
+            ".tar.gz of CIFAR-10 in ImageFolder layout> (make: DATA=<path>), "
+            "or data.source=official to download the official release."
+        )
+    return path
+
+
+def _read_official(cache_dir: Path) -> dict:
+    from torchvision.datasets import CIFAR10
+
+    root = cache_dir / "official"
+    try:
+        splits = {split: CIFAR10(root, train=split == "train", download=True) for split in SPLITS}
+    except Exception as error:  # the download fails in many ways offline
+        raise DataSourceError(
+            f"could not download the official CIFAR-10 release into {root} ({error}). Without "
+            "internet, pass data.source=<path to an ImageFolder folder or .tar.gz>."
+        ) from error
+    data = {
+        split: (
+            torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(),
+            torch.tensor(dataset.targets, dtype=torch.int64),
+        )
+        for split, dataset in splits.items()
+    }
+    data["classes"] = list(splits["train"].classes)
+    return data
+
+
+def _read_image_folder(source: str | os.PathLike) -> dict:
+    path = _existing(source)
+    entries = _archive_entries(path) if path.is_file() else _folder_entries(path)
+    grouped: dict[str, dict[str, list[tuple[str, bytes]]]] = {split: {} for split in SPLITS}
+    for name, payload in entries:
+        parts = Path(name).parts
+        split_index = next((i for i, part in enumerate(parts) if part in SPLITS), None)
+        if split_index is None or len(parts) != split_index + 3:
+            continue
+        split, label = parts[split_index], parts[split_index + 1]
+        grouped[split].setdefault(label, []).append((name, payload))
+    classes = sorted(grouped["train"])
+    if not classes or sorted(grouped["test"]) != classes:
+        found = {split: sorted(labels) for split, labels in grouped.items()}
+        raise DataSourceError(f"{path}: {LAYOUT_HELP}; found classes per split: {found}")
+    data = {split: _decode_split(grouped[split], classes) for split in SPLITS}
+    data["classes"] = classes
+    return data
+
+
+def _decode_split(by_class: dict[str, list[tuple[str, bytes]]], classes: list[str]):
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for file_name, payload in sorted(by_class[name]):
+            images.append(_decode(file_name, payload))
+            labels.append(label)
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+
+
+def _decode(name: str, payload: bytes) -> torch.Tensor:
+    try:
+        image = decode_image(torch.frombuffer(bytearray(payload), dtype=torch.uint8),
+                             mode=ImageReadMode.RGB)
+    except RuntimeError as error:
+        raise DataSourceError(f"cannot decode image {name}: {error}") from error
+    if image.shape != (3, 32, 32):
+        raise DataSourceError(f"{name}: expected a 32x32 image, got {tuple(image.shape[1:])}")
+    return image
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _folder_entries(path: Path) -> Iterator[tuple[str, bytes]]:
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and _is_image(file.name):
+            yield str(file.relative_to(path)), file.read_bytes()
+
+
+def _archive_entries(path: Path) -> Iterator[tuple[str, bytes]]:
+    """The image files of a tar(.gz) archive, streamed; a damaged archive is a DataSourceError."""
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                if member.isfile() and _is_image(member.name):
+                    yield member.name, archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError, io.UnsupportedOperation) as error:
+        raise DataSourceError(
+            f"{path} is not a readable tar(.gz) archive ({error}); it may be truncated or "
+            "corrupt: copy it again and check its sha256."
+        ) from error

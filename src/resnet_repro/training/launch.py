@@ -1,0 +1,85 @@
+"""``train(cfg)``: one run from a composed config, skipped if done, resumed if interrupted."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from resnet_repro.training.module import DivergedError
+from resnet_repro.training.progress import IterationProgressBar
+from resnet_repro.training.runs import RunRecord, run_directory
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(RuntimeError):
+    """A run ended without finishing; its run.json says how (``failed`` or ``diverged``)."""
+
+
+def train(cfg: DictConfig) -> RunRecord:
+    if cfg.get("seed") is None:
+        raise ValueError("seed must be given explicitly (seed=0 is a seed like any other)")
+    if cfg.get("threads") is not None:
+        torch.set_num_threads(cfg.threads)
+    datamodule = instantiate(cfg.data, seed=cfg.seed)
+    fingerprint = datamodule.fingerprint
+    directory = run_directory(cfg, fingerprint)
+    record = RunRecord(directory)
+    if record.status == "done":
+        log.info("%s is done already (%s): skipped", record.data["net"], directory)
+        return record
+
+    pl.seed_everything(cfg.seed, workers=True)
+    net = instantiate(cfg.model)
+    module = instantiate(cfg.module, net=net)
+    record.start(cfg, _describe(cfg, net, datamodule, fingerprint))
+    trainer = _make_trainer(cfg, directory, record.attempt)
+    last = directory / "checkpoints" / "last.ckpt"
+    log.info("run %s: %s, seed %s, in %s", record.attempt, net.name, cfg.seed, directory)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
+    except DivergedError as error:
+        record.finish("diverged", trainer.global_step, str(error))
+        raise RunFailed(f"{net.name} diverged: {error}") from error
+    except Exception as error:
+        record.finish("failed", trainer.global_step, traceback.format_exc())
+        raise RunFailed(f"{net.name} failed: {error}") from error
+    if trainer.global_step < trainer.max_steps:
+        record.finish("interrupted", trainer.global_step)
+        raise RunFailed(f"{net.name} stopped at iteration {trainer.global_step}; rerun to resume")
+    torch.save(net.state_dict(), directory / "model.pt")
+    record.finish("done", trainer.global_step)
+    return record
+
+
+def _describe(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: str) -> dict:
+    return {
+        "net": net.name,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "params": sum(p.numel() for p in net.parameters()),
+        "seed": cfg.seed,
+        "profile": cfg.profile_name,
+        "experiment": cfg.get("experiment_name"),
+        "dataset": {"source": str(datamodule.source), "fingerprint": fingerprint},
+        "max_steps": cfg.trainer.max_steps,
+    }
+
+
+def _make_trainer(cfg: DictConfig, directory, attempt: int) -> pl.Trainer:
+    """A Trainer logging to ``attempt-<k>/metrics.csv``: a fresh folder per (re)start, since
+    CSVLogger empties a reused one; the analysis joins the attempts."""
+    logger = CSVLogger(directory, name="", version=f"attempt-{attempt}")
+    checkpoint = ModelCheckpoint(
+        dirpath=directory / "checkpoints",
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=cfg.checkpoint_every,
+    )
+    return instantiate(cfg.trainer, logger=logger, callbacks=[checkpoint, IterationProgressBar()])

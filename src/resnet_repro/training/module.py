@@ -1,0 +1,112 @@
+"""The training logic: a LightningModule around any classification network."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class ErrorWindow:
+    """Sums of loss and mistakes over a run of batches, kept on the device: reading it out is
+    the only host sync, once per window."""
+
+    def __init__(self):
+        self.loss_sum: torch.Tensor | float = 0.0
+        self.wrong: torch.Tensor | int = 0
+        self.count = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum = self.loss_sum + loss.detach() * len(labels)
+        self.wrong = self.wrong + (logits.argmax(dim=1) != labels).sum()
+        self.count += len(labels)
+
+    def pop(self) -> tuple[float, float]:
+        """(mean loss, error in percent) over the window, which starts anew."""
+        loss, error = float(self.loss_sum) / self.count, 100.0 * float(self.wrong) / self.count
+        self.__init__()
+        return loss, error
+
+
+class ImageClassifier(pl.LightningModule):
+    """Cross-entropy training of ``net`` with ``optimizer`` and an iteration-counted ``schedule``.
+
+    Every ``log_every`` iterations it logs ``train/err`` (percent, averaged over the training
+    mini-batches of that window), ``train/loss`` and ``lr``; each evaluation logs ``<set>/err``
+    in percent over the whole evaluation set (``test``, and ``val`` with a held-out split).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        schedule: Callable[[int], float],
+        log_every: int = 100,
+        decay_norm_weights: bool = True,
+        channels_last: bool = True,
+    ):
+        super().__init__()
+        self.net, self.make_optimizer, self.schedule = net, optimizer, schedule
+        self.log_every, self.decay_norm_weights = log_every, decay_norm_weights
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
+        self.train_window = ErrorWindow()
+        self.eval_windows: dict[int, ErrorWindow] = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images.contiguous(memory_format=self.memory_format))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_window.add(loss, logits, labels)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.global_step % self.log_every:
+            return
+        loss, error = self.train_window.pop()
+        if not math.isfinite(loss):
+            raise DivergedError(f"training loss is {loss} at iteration {self.global_step}")
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log_dict({"train/err": error, "train/loss": loss, "lr": lr}, prog_bar=True)
+
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        images, labels = batch
+        logits = self(images)
+        window = self.eval_windows.setdefault(dataloader_idx, ErrorWindow())
+        window.add(F.cross_entropy(logits, labels), logits, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        names = getattr(self.trainer.datamodule, "eval_names", ["test"])
+        for index, window in sorted(self.eval_windows.items()):
+            _, error = window.pop()
+            self.log(f"{names[index]}/err", error, prog_bar=True)
+        self.eval_windows.clear()
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer(self._parameter_groups())
+        scheduler = LambdaLR(optimizer, self.schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _parameter_groups(self) -> list[dict]:
+        """All parameters in one group, or, without ``decay_norm_weights``, BatchNorm's scales
+        and shifts apart with no weight decay (the paper does not say which it used)."""
+        if self.decay_norm_weights:
+            return [{"params": list(self.net.parameters())}]
+        norms = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        norm_ids = {id(p) for m in norms for p in m.parameters()}
+        return [
+            {"params": [p for p in self.net.parameters() if id(p) not in norm_ids]},
+            {"params": [p for p in self.net.parameters() if id(p) in norm_ids], "weight_decay": 0.0},
+        ]

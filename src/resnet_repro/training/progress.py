@@ -1,0 +1,23 @@
+"""A progress bar over the whole run, in iterations, with its ETA (Lightning's resets per epoch)."""
+
+from __future__ import annotations
+
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+
+class IterationProgressBar(TQDMProgressBar):
+    """One bar from the first to the last iteration (``max_steps``), resumed runs included."""
+
+    def on_train_epoch_start(self, trainer, *_) -> None:
+        bar = self.train_progress_bar
+        if bar.total != trainer.max_steps:
+            bar.reset(total=trainer.max_steps)
+            bar.update(trainer.global_step)
+        bar.set_description(f"Iteration (epoch {trainer.current_epoch})")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        bar = self.train_progress_bar
+        if self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()

@@ -1,0 +1,34 @@
+"""Learning-rate schedules counted in iterations, as multiplicative factors of the base rate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class StepSchedule:
+    """The paper's schedule: the base rate divided by ``1/gamma`` at each milestone.
+
+    With ``warmup_iters`` > 0 the factor first rises linearly from ``warmup_start`` to 1 over
+    that many iterations (a smooth ramp, not the paper's step; see ``conf/profile/cpu.yaml``).
+    ``factor(i)`` is the factor applied to the update of iteration ``i`` (counted from 0), which
+    is also what ``LambdaLR`` asks for after ``i`` scheduler steps.
+    """
+
+    def __init__(
+        self,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        warmup_iters: int = 0,
+        warmup_start: float = 0.0,
+    ):
+        if list(milestones) != sorted(milestones):
+            raise ValueError(f"milestones must be increasing; got {list(milestones)}")
+        self.milestones, self.gamma = list(milestones), gamma
+        self.warmup_iters, self.warmup_start = warmup_iters, warmup_start
+
+    def __call__(self, iteration: int) -> float:
+        decay = self.gamma ** sum(iteration >= milestone for milestone in self.milestones)
+        if iteration < self.warmup_iters:
+            progress = iteration / self.warmup_iters
+            return decay * (self.warmup_start + (1 - self.warmup_start) * progress)
+        return decay

@@ -39,8 +39,8 @@ def train(cfg: DictConfig) -> RunRecord:
     pl.seed_everything(cfg.seed, workers=True)
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net)
+    trainer = _make_trainer(cfg, directory, record.attempt + 1)
     record.start(cfg, _describe(cfg, net, datamodule, fingerprint))
-    trainer = _make_trainer(cfg, directory, record.attempt)
     last = directory / "checkpoints" / "last.ckpt"
     log.info("run %s: %s, seed %s, in %s", record.attempt, net.name, cfg.seed, directory)
     try:
@@ -82,4 +82,7 @@ def _make_trainer(cfg: DictConfig, directory, attempt: int) -> pl.Trainer:
         save_top_k=0,
         every_n_train_steps=cfg.checkpoint_every,
     )
-    return instantiate(cfg.trainer, logger=logger, callbacks=[checkpoint, IterationProgressBar()])
+    callbacks = [checkpoint]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(IterationProgressBar())
+    return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

@@ -97,7 +97,10 @@ class ImageClassifier(pl.LightningModule):
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self._parameter_groups())
         scheduler = LambdaLR(optimizer, self.schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def _parameter_groups(self) -> list[dict]:
         """All parameters in one group, or, without ``decay_norm_weights``, BatchNorm's scales
@@ -108,5 +111,6 @@ class ImageClassifier(pl.LightningModule):
         norm_ids = {id(p) for m in norms for p in m.parameters()}
         return [
             {"params": [p for p in self.net.parameters() if id(p) not in norm_ids]},
-            {"params": [p for p in self.net.parameters() if id(p) in norm_ids], "weight_decay": 0.0},
+            {"params": [p for p in self.net.parameters() if id(p) in norm_ids],
+             "weight_decay": 0.0},
         ]

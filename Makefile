@@ -1,0 +1,28 @@
+# resnet-repro. Every target but install uses .venv (make install creates it).
+#   make reproduce-fig1 PROFILE=cpu DATA=../shared/data/cifar10-jpeg.tar.gz
+PYTHON  := .venv/bin/python
+PROFILE ?= paper
+DATA    ?= official
+# Extra Hydra overrides for train and analysis alike, e.g. ARGS="seed=1 trainer.devices=2"
+ARGS    ?=
+OVERRIDES = profile=$(PROFILE) data.source=$(DATA) $(ARGS)
+
+.PHONY: install test lint reproduce-%
+
+install:
+	python3 -m venv .venv
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+
+# One target per experiment config: reproduce-fig1 runs conf/experiment/fig1.yaml's sweep
+# (finished runs are skipped, interrupted ones resume), then writes results/fig1/$(PROFILE)/.
+reproduce-%:
+	$(PYTHON) experiments/train.py -m experiment=$* $(OVERRIDES)
+	$(PYTHON) experiments/analyze.py experiment=$* $(OVERRIDES) \
+		--command "make reproduce-$* PROFILE=$(PROFILE) DATA=$(DATA)$(if $(ARGS), ARGS='$(ARGS)')"
+
+test:
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check src tests experiments

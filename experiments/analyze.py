@@ -1,0 +1,41 @@
+"""Collect a sweep's runs and write results/<experiment>/<profile>/.
+
+    python experiments/analyze.py experiment=fig1 profile=cpu data.source=path/to/cifar10.tar.gz
+
+Takes the same overrides as ``train.py -m``, finds each point's run directory by its config
+hash, and writes curves.csv, summary.csv, <experiment>.png/.pdf and README.md.
+"""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from resnet_repro.analysis.collect import summarize
+from resnet_repro.analysis.report import write_results
+from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as given to train.py -m")
+    parser.add_argument("--command", help="the command to print as the way to redo the results")
+    args = parser.parse_args(argv)
+    config = sweep_configs(args.overrides)[0]
+    experiment = config.experiment_name or "runs"
+    directories = sweep_run_directories(args.overrides)
+    curves, summary = summarize(directories)
+    if curves.empty:
+        sys.exit(f"no finished runs for {args.overrides}; train them first: "
+                 f"python experiments/train.py -m {shlex.join(args.overrides)}")
+    out_dir = Path(config.paths.results) / experiment / config.profile_name
+    command = args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}"
+    written = write_results(experiment, config.profile_name, curves, summary, out_dir, command)
+    print(summary[["net", "seed", "status", "train_error", "test_error", "wall_seconds"]]
+          .to_string(index=False))
+    print("wrote", ", ".join(str(path) for path in written.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Analysis: reads the files that runs write, and writes results/<experiment>/<profile>/."""

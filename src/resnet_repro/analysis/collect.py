@@ -1,0 +1,83 @@
+"""Reading run directories into two tables: the curves, and one summary row per run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
+CURVE_COLUMNS = ["net", "depth", "shortcut", "seed", "iteration", "split", "error"]
+
+
+def read_record(directory: Path) -> dict:
+    path = Path(directory) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def read_metrics(directory: Path) -> pd.DataFrame:
+    """The run's curves (iteration, split, error) over all its attempts. An iteration logged by
+    an attempt and again after a resume from an earlier checkpoint keeps the later value."""
+    frames = []
+    attempts = sorted(Path(directory).glob("attempt-*/metrics.csv"),
+                      key=lambda p: int(p.parent.name.split("-")[1]))
+    for attempt, path in enumerate(attempts):
+        metrics = pd.read_csv(path)
+        present = [column for column in SPLITS if column in metrics]
+        long = metrics.melt(id_vars="step", value_vars=present, var_name="split",
+                            value_name="error").dropna(subset=["error"])
+        frames.append(long.assign(attempt=attempt))
+    if not frames:
+        return pd.DataFrame(columns=["iteration", "split", "error"])
+    curves = pd.concat(frames, ignore_index=True)
+    # Lightning's step is the 0-based index of the batch: after it, step + 1 iterations are done.
+    curves["iteration"] = curves["step"].astype(int) + 1
+    curves["split"] = curves["split"].map(SPLITS)
+    curves = curves.sort_values("attempt").drop_duplicates(["split", "iteration"], keep="last")
+    return curves.sort_values(["split", "iteration"])[["iteration", "split", "error"]]
+
+
+def _describe(record: dict) -> dict:
+    model = record.get("model", {})
+    return {
+        "net": record.get("net"),
+        "depth": model.get("depth"),
+        "shortcut": model.get("shortcut") or "none",
+        "seed": record.get("seed"),
+    }
+
+
+def _final(curves: pd.DataFrame, split: str) -> float:
+    values = curves[curves["split"] == split].sort_values("iteration")["error"]
+    return float(values.iloc[-1]) if len(values) else float("nan")
+
+
+def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, summary) of the runs in ``directories``; a run not started yet is listed in the
+    summary with status ``missing``. Final errors are those at the last logged iteration."""
+    all_curves, rows = [], []
+    for directory in directories:
+        record = read_record(directory)
+        curves = read_metrics(directory)
+        attempts = record.get("attempts") or [{}]
+        dataset = record.get("dataset", {})
+        rows.append({
+            **_describe(record),
+            "profile": record.get("profile"),
+            "dataset": Path(dataset.get("source", "")).name,
+            "dataset_sha256": dataset.get("fingerprint"),
+            "iterations": record.get("iterations"),
+            "params": record.get("params"),
+            "train_error": _final(curves, "train"),
+            "test_error": _final(curves, "test"),
+            "wall_seconds": record.get("wall_seconds"),
+            "commit": attempts[-1].get("commit"),
+            "hardware": attempts[-1].get("device"),
+            "status": record.get("status", "missing"),
+            "run": Path(directory).name,
+        })
+        if record:
+            all_curves.append(curves.assign(**_describe(record)))
+    curves = pd.concat(all_curves, ignore_index=True) if all_curves else pd.DataFrame()
+    return curves.reindex(columns=CURVE_COLUMNS), pd.DataFrame(rows)

@@ -1,0 +1,121 @@
+"""Writing ``results/<experiment>/<profile>/``: curves.csv, summary.csv, the figure, README.md."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from resnet_repro.analysis.paper import FIGURE6_FINAL, PAPER_ITERATIONS
+from resnet_repro.analysis.plots import plot_error_curves, save_figure
+
+JPEG_NOTE = (
+    "The data is the JPEG re-encoding of CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz), not "
+    "the official release: its pixels differ slightly, and test errors run a little higher."
+)
+
+
+def write_results(
+    experiment: str, profile: str, curves: pd.DataFrame, summary: pd.DataFrame,
+    out_dir: Path, command: str,
+) -> dict[str, Path]:
+    """Write the tables, the figure (PNG and PDF) and a README; returns what was written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {"curves": out_dir / "curves.csv", "summary": out_dir / "summary.csv"}
+    curves.to_csv(written["curves"], index=False)
+    summary.to_csv(written["summary"], index=False)
+    figure = plot_error_curves(curves, f"{experiment}: CIFAR-10, profile {profile}")
+    written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
+    written["readme"] = out_dir / "README.md"
+    written["readme"].write_text(readme(experiment, profile, summary, command))
+    return written
+
+
+def readme(experiment: str, profile: str, summary: pd.DataFrame, command: str) -> str:
+    done = summary[summary["status"] == "done"]
+    lines = [
+        f"# {experiment}, profile `{profile}`",
+        "",
+        f"Written by the analysis on {time.strftime('%Y-%m-%d')} from the run directories "
+        f"named in summary.csv (column `run`). Redo with:",
+        "",
+        f"    {command}",
+        "",
+        "## What was run",
+        "",
+        *_provenance(summary),
+        "",
+        "## Final errors (%)",
+        "",
+        "Training error is the mean over the last logging window of training mini-batches; test "
+        "error is on the whole 10,000-image test set at the last iteration (never a best epoch).",
+        "",
+        _table(summary),
+        "",
+        "## What it shows",
+        "",
+        *_findings(done),
+        "",
+        f"![{experiment}]({experiment}.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _provenance(summary: pd.DataFrame) -> list[str]:
+    total_minutes = summary["wall_seconds"].sum() / 60
+    lines = [
+        "- Runs: "
+        + ", ".join(f"{r.net} (seed {r.seed}, {r.status})" for r in summary.itertuples()) + ".",
+        f"- Iterations: {', '.join(str(i) for i in summary['iterations'].dropna().unique())} "
+        f"(the paper: {PAPER_ITERATIONS}).",
+        f"- Data: {', '.join(summary['dataset'].dropna().unique())} (sha256 "
+        f"{', '.join(str(s)[:16] for s in summary['dataset_sha256'].dropna().unique())}...).",
+        f"- Hardware: {', '.join(summary['hardware'].dropna().unique())}.",
+        f"- Code: commit {', '.join(str(c)[:10] for c in summary['commit'].dropna().unique())}.",
+        "- Wall time: "
+        + ", ".join(f"{r.net} {r.wall_seconds / 60:.1f} min" for r in summary.dropna(
+            subset=["wall_seconds"]).itertuples())
+        + f"; {total_minutes:.1f} min of training in all.",
+    ]
+    if summary["dataset"].str.contains("jpeg", case=False).any():
+        lines.append(f"- {JPEG_NOTE}")
+    return lines
+
+
+def _table(summary: pd.DataFrame) -> str:
+    rows = [
+        "| net | params | iterations | training error | test error | paper at 64k (train / test) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for run in summary.sort_values(["shortcut", "depth"]).itertuples():
+        paper = FIGURE6_FINAL.get(run.net)
+        paper_text = f"{paper[0]} / {paper[1]}" if paper else "-"
+        rows.append(
+            f"| {run.net} | {run.params:,} | {run.iterations} | {run.train_error:.1f} | "
+            f"{run.test_error:.1f} | {paper_text} |"
+        )
+    return "\n".join(rows)
+
+
+def _findings(done: pd.DataFrame) -> list[str]:
+    """Orderings read off the final errors, for each family of nets (plain, residual)."""
+    lines = []
+    for shortcut, family in done.groupby("shortcut"):
+        if family["depth"].nunique() < 2:
+            continue
+        family = family.groupby("depth")[["train_error", "test_error"]].mean().sort_index()
+        kind = "plain" if shortcut == "none" else f"residual (option {shortcut})"
+        train = family["train_error"]
+        deeper_worse = bool((train.diff().dropna() > 0).all())
+        ordering = " < ".join(f"{depth}" for depth in family.index)
+        lines.append(
+            f"- {kind} nets, depth {ordering}: final training error "
+            + ", ".join(f"{e:.1f} %" for e in train)
+            + "; test error " + ", ".join(f"{e:.1f} %" for e in family["test_error"]) + ". "
+            + ("Each deeper net has the higher training error: the degradation problem."
+               if deeper_worse else
+               "The deeper nets do not all have higher training error.")
+        )
+    return lines or ["- Fewer than two finished runs of one family: nothing to compare."]

@@ -1,0 +1,118 @@
+import gzip
+import tarfile
+
+import pytest
+import torch
+
+from resnet_repro.data import CIFAR10DataModule, DataSourceError, load_source, source_fingerprint
+from resnet_repro.data import sources as sources_module
+from tests.conftest import CLASSES, TEST_PER_CLASS, TRAIN_PER_CLASS, write_tar_gz
+
+
+def test_archive_decodes_to_uint8_tensors_with_labels_in_class_order(tiny_archive, tmp_path):
+    data = load_source(tiny_archive, tmp_path)
+    images, labels = data["train"]
+    assert images.dtype == torch.uint8 and images.shape == (10 * TRAIN_PER_CLASS, 3, 32, 32)
+    assert data["test"][0].shape == (10 * TEST_PER_CLASS, 3, 32, 32)
+    assert data["classes"] == CLASSES
+    assert torch.equal(labels.bincount(), torch.full((10,), TRAIN_PER_CLASS))
+    # the fixture's red channel grows with the label, so decoding kept image and label together
+    red = images[:, 0].float().mean(dim=(1, 2))
+    assert torch.all(red[labels == 9].mean() > red[labels == 0].mean() + 100)
+
+
+def test_folder_and_archive_give_identical_tensors(tiny_folder, tiny_archive, tmp_path):
+    from_folder = load_source(tiny_folder, tmp_path / "a")
+    from_archive = load_source(tiny_archive, tmp_path / "b")
+    for split in ("train", "test"):
+        assert torch.equal(from_folder[split][0], from_archive[split][0])
+        assert torch.equal(from_folder[split][1], from_archive[split][1])
+
+
+def test_second_load_comes_from_the_cache_keyed_by_content(tiny_archive, tmp_path, monkeypatch):
+    first = load_source(tiny_archive, tmp_path)
+    assert list(tmp_path.glob("cifar10-*.pt"))
+
+    def no_decoding(source):
+        raise AssertionError("decoded again instead of using the cache")
+
+    monkeypatch.setattr(sources_module, "_read_image_folder", no_decoding)
+    second = load_source(tiny_archive, tmp_path)
+    assert torch.equal(first["train"][0], second["train"][0])
+    assert source_fingerprint(tiny_archive) != source_fingerprint(tiny_archive.parent)
+
+
+def test_missing_source_names_the_fix(tmp_path):
+    with pytest.raises(DataSourceError, match="does not exist.*data.source="):
+        load_source(tmp_path / "nowhere.tar.gz", tmp_path)
+
+
+def test_wrong_layout_is_explained(tiny_folder, tmp_path):
+    archive = tmp_path / "train-only.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_folder / "train", arcname="train")
+    with pytest.raises(DataSourceError, match="ImageFolder layout"):
+        load_source(archive, tmp_path)
+
+
+def test_corrupt_archive_is_explained(tiny_archive, tmp_path):
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(tiny_archive.read_bytes()[: tiny_archive.stat().st_size // 2])
+    with pytest.raises(DataSourceError, match="corrupt"):
+        load_source(truncated, tmp_path)
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(gzip.compress(b"not a tar file at all" * 100))
+    with pytest.raises(DataSourceError, match="corrupt"):
+        load_source(garbage, tmp_path)
+
+
+def test_undecodable_image_is_named(tiny_folder, tmp_path):
+    folder = tmp_path / "broken"
+    (folder / "train" / "a").mkdir(parents=True)
+    (folder / "test" / "a").mkdir(parents=True)
+    (folder / "train" / "a" / "0.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    good_image = (tiny_folder / "test" / "class0" / "0000.jpg").read_bytes()
+    (folder / "test" / "a" / "0.jpg").write_bytes(good_image)
+    with pytest.raises(DataSourceError, match="0.jpg"):
+        load_source(write_tar_gz(folder, tmp_path / "broken.tar.gz"), tmp_path)
+
+
+def make_datamodule(source, tmp_path, **kwargs) -> CIFAR10DataModule:
+    datamodule = CIFAR10DataModule(source, cache_dir=tmp_path, batch_size=16, **kwargs)
+    datamodule.setup()
+    return datamodule
+
+
+def test_training_batches_are_whole_uint8_batches_then_normalized(tiny_archive, tmp_path):
+    datamodule = make_datamodule(tiny_archive, tmp_path, augment=False)
+    loader = datamodule.train_dataloader()
+    batches = list(loader)
+    assert len(batches) == len(loader) == (10 * TRAIN_PER_CLASS) // 16
+    images, labels = batches[0]
+    assert images.dtype == torch.uint8 and images.shape == (16, 3, 32, 32)
+    assert labels.shape == (16,)
+    normalized, _ = datamodule.on_after_batch_transfer(batches[0], 0)
+    assert normalized.dtype == torch.float32
+    everything = datamodule.splits["train"].tensors[0]
+    centred, _ = datamodule.on_after_batch_transfer((everything, None), 0)
+    assert centred.mean(dim=0).abs().max() < 1e-5  # the per-pixel mean is subtracted
+
+
+def test_each_epoch_is_a_new_shuffle_and_ranks_get_disjoint_shares(tiny_archive, tmp_path):
+    from resnet_repro.data.cifar10 import RandomBatches
+
+    sampler = RandomBatches(100, 10, seed=0)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert first != list(sampler)
+    shares = [sum(RandomBatches(100, 10, 0, rank, 2), []) for rank in (0, 1)]
+    assert not set(shares[0]) & set(shares[1]) and len(shares[0]) == 50
+
+
+def test_val_split_holds_out_part_of_the_training_set(tiny_archive, tmp_path, monkeypatch):
+    monkeypatch.setattr("resnet_repro.data.cifar10.VAL_SIZE", 50)
+    datamodule = make_datamodule(tiny_archive, tmp_path, val_split=True)
+    assert len(datamodule.splits["val"]) == 50
+    assert len(datamodule.splits["train"]) == 10 * TRAIN_PER_CLASS - 50
+    assert datamodule.eval_names == ["val", "test"]
+    assert len(datamodule.val_dataloader()) == 2

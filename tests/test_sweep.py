@@ -1,0 +1,96 @@
+"""End to end: a Hydra multirun of fig1 at the smoke profile on a tiny ImageFolder, its run
+directories, a rerun that skips them, and the analysis with its figure."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from resnet_repro.analysis.collect import summarize
+from resnet_repro.analysis.plots import plot_error_curves
+from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    paths = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / script), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def fig1_sweep(tiny_archive, tmp_path_factory):
+    """fig1 at the smoke profile, trained once for all the tests below."""
+    work = tmp_path_factory.mktemp("sweep")
+    overrides = ["experiment=fig1", "profile=smoke", f"data.source={tiny_archive}",
+                 f"data.cache_dir={work / 'cache'}", f"paths.runs={work / 'runs'}",
+                 f"paths.results={work / 'results'}", "trainer.enable_progress_bar=false"]
+    result = run_script("train.py", "-m", *overrides, cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, overrides
+
+
+def test_experiment_carries_its_own_grid(tiny_archive):
+    configs = sweep_configs(["experiment=fig1", f"data.source={tiny_archive}"])
+    assert [(c.model.depth, c.model.shortcut) for c in configs] == [(20, None), (56, None)]
+    wider = sweep_configs(
+        ["experiment=fig1", "model.depth=20,32,44", f"data.source={tiny_archive}"]
+    )
+    assert [c.model.depth for c in wider] == [20, 32, 44]
+
+
+def test_sweep_writes_one_finished_run_per_point(fig1_sweep):
+    work, overrides = fig1_sweep
+    directories = sweep_run_directories(overrides)
+    assert sorted(p.name for p in (work / "runs").iterdir()) == sorted(p.name for p in directories)
+    records = [json.loads((d / "run.json").read_text()) for d in directories]
+    assert [r["net"] for r in records] == ["plain-20", "plain-56"]
+    assert all(r["status"] == "done" and r["iterations"] == 20 for r in records)
+    assert all(r["seed"] == 0 and r["profile"] == "smoke" for r in records)
+    assert all((d / "model.pt").exists() and (d / "checkpoints/last.ckpt").exists()
+               for d in directories)
+    metrics = pd.read_csv(directories[0] / "attempt-0" / "metrics.csv")
+    assert metrics["train/err"].notna().sum() == 4  # every 5 of 20 iterations
+    assert metrics["test/err"].notna().sum() == 2  # every 10
+
+
+def test_rerun_skips_finished_runs(fig1_sweep):
+    work, overrides = fig1_sweep
+    result = run_script("train.py", "-m", *overrides, cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout + result.stderr).count("skipped") == 2
+    for directory in sweep_run_directories(overrides):
+        assert len(json.loads((directory / "run.json").read_text())["attempts"]) == 1
+
+
+def test_analysis_writes_tables_and_a_figure_with_two_lines_per_panel(fig1_sweep):
+    work, overrides = fig1_sweep
+    result = run_script("analyze.py", *overrides, cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = work / "results" / "fig1" / "smoke"
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["net"]) == ["plain-20", "plain-56"]
+    assert list(summary["params"]) == [269_722, 853_018]
+    assert summary["train_error"].between(0, 100).all()
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["split"]) == {"train", "test"}
+    assert curves.groupby(["net", "split"]).size().to_dict() == {
+        ("plain-20", "test"): 2, ("plain-20", "train"): 4,
+        ("plain-56", "test"): 2, ("plain-56", "train"): 4,
+    }
+    assert (out / "fig1.png").stat().st_size > 10_000 and (out / "fig1.pdf").exists()
+    assert "plain-56" in (out / "README.md").read_text()
+
+    curves, _ = summarize(sweep_run_directories(overrides))
+    figure = plot_error_curves(curves, "fig1")
+    for axis in figure.axes:
+        assert [line.get_label() for line in axis.get_lines()] == ["plain-20", "plain-56"]
+        assert all(len(line.get_xdata()) >= 2 for line in axis.get_lines())

@@ -116,3 +116,14 @@ def test_val_split_holds_out_part_of_the_training_set(tiny_archive, tmp_path, mo
     assert len(datamodule.splits["train"]) == 10 * TRAIN_PER_CLASS - 50
     assert datamodule.eval_names == ["val", "test"]
     assert len(datamodule.val_dataloader()) == 2
+
+
+def test_official_release_that_cannot_be_downloaded_points_to_a_local_copy(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataSourceError, match="could not download.*data.source=<path"):
+        load_source("official", tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+import warnings
 
 import pytorch_lightning as pl
 import torch
@@ -17,6 +18,8 @@ from resnet_repro.training.progress import IterationProgressBar
 from resnet_repro.training.runs import RunRecord, run_directory
 
 log = logging.getLogger(__name__)
+# The data set sits in memory as tensors and a batch is one index: workers would only add cost.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
 
 class RunFailed(RuntimeError):
@@ -51,6 +54,9 @@ def train(cfg: DictConfig) -> RunRecord:
     except Exception as error:
         record.finish("failed", trainer.global_step, traceback.format_exc())
         raise RunFailed(f"{net.name} failed: {error}") from error
+    except BaseException:  # Ctrl+C: Lightning shuts down gracefully, then exits
+        record.finish("interrupted", trainer.global_step)
+        raise
     if trainer.global_step < trainer.max_steps:
         record.finish("interrupted", trainer.global_step)
         raise RunFailed(f"{net.name} stopped at iteration {trainer.global_step}; rerun to resume")

@@ -1,0 +1,82 @@
+"""Training runs in process: run keys, seeds, failure records, and resume after a crash."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from resnet_repro.analysis.collect import read_metrics
+from resnet_repro.analysis.sweep import CONF_DIR
+from resnet_repro.training import ImageClassifier
+from resnet_repro.training.launch import RunFailed, train
+from resnet_repro.training.runs import run_key
+
+
+def make_config(*overrides: str):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=["trainer.enable_progress_bar=false", *overrides])
+
+
+@pytest.fixture
+def smoke_overrides(tiny_archive, tmp_path):
+    return ["profile=smoke", "model.depth=8", f"data.source={tiny_archive}",
+            f"data.cache_dir={tmp_path / 'cache'}", f"paths.runs={tmp_path / 'runs'}"]
+
+
+def test_run_key_depends_on_what_changes_the_result():
+    base = run_key(make_config(), "data-hash")
+    assert run_key(make_config("model.depth=56"), "data-hash") != base
+    assert run_key(make_config("seed=1"), "data-hash") != base
+    assert run_key(make_config("profile=cpu"), "data-hash") != base
+    assert run_key(make_config(), "other-data") != base
+    # where the data lies and how the run is watched or placed do not change the result
+    assert run_key(make_config("data.source=/elsewhere/same.tar.gz"), "data-hash") == base
+    assert run_key(make_config("trainer.enable_progress_bar=true"), "data-hash") == base
+    assert run_key(make_config("trainer.accelerator=cpu", "threads=1"), "data-hash") == base
+
+
+def test_seed_must_be_explicit_and_zero_is_a_seed(smoke_overrides):
+    with pytest.raises(ValueError, match="seed"):
+        train(make_config(*smoke_overrides, "seed=null"))
+    record = train(make_config(*smoke_overrides, "seed=0"))
+    assert record.data["seed"] == 0 and record.status == "done"
+
+
+def test_unknown_experiment_lists_the_known_ones():
+    with pytest.raises(Exception, match="fig1"):
+        make_config("experiment=fig99")
+
+
+def test_crashed_run_is_recorded_and_a_rerun_resumes_with_the_whole_curve(
+    smoke_overrides, monkeypatch
+):
+    cfg = make_config(*smoke_overrides)
+    original = ImageClassifier.on_train_batch_end
+
+    def crash_at_iteration_12(self, outputs, batch, batch_idx):
+        original(self, outputs, batch, batch_idx)
+        if self.global_step == 12:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(ImageClassifier, "on_train_batch_end", crash_at_iteration_12)
+    with pytest.raises(RunFailed, match="simulated crash"):
+        train(cfg)
+    directory = next(Path(cfg.paths.runs).iterdir())
+    record = json.loads((directory / "run.json").read_text())
+    assert record["status"] == "failed" and "simulated crash" in record["error"]
+    assert (directory / "checkpoints" / "last.ckpt").exists()  # saved at iteration 10
+
+    monkeypatch.setattr(ImageClassifier, "on_train_batch_end", original)
+    record = train(cfg).data
+    assert record["status"] == "done" and len(record["attempts"]) == 2
+    assert record["attempts"][1]["iterations"] == 20
+    assert pd.read_csv(directory / "attempt-1" / "metrics.csv")["step"].min() >= 10
+    curves = read_metrics(directory)
+    assert list(curves[curves.split == "train"].iteration) == [5, 10, 15, 20]
+    assert list(curves[curves.split == "test"].iteration) == [10, 20]
+
+    shutil.rmtree(directory / "checkpoints")  # a finished run is skipped, not retrained
+    assert train(cfg).data["attempts"] == record["attempts"]

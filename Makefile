@@ -7,7 +7,7 @@ DATA    ?= official
 ARGS    ?=
 OVERRIDES = profile=$(PROFILE) data.source=$(DATA) $(ARGS)
 
-.PHONY: install test lint reproduce-%
+.PHONY: install test lint bench reproduce-%
 
 install:
 	python3 -m venv .venv
@@ -20,6 +20,10 @@ reproduce-%:
 	$(PYTHON) experiments/train.py -m experiment=$* $(OVERRIDES)
 	$(PYTHON) experiments/analyze.py experiment=$* $(OVERRIDES) \
 		--command "make reproduce-$* PROFILE=$(PROFILE) DATA=$(DATA)$(if $(ARGS), ARGS='$(ARGS)')"
+
+# Throughput side by side (bare step, our loop, torchvision's loop, data pipelines alone).
+bench:
+	$(PYTHON) experiments/bench.py --data $(DATA)
 
 test:
 	$(PYTHON) -m pytest

@@ -127,3 +127,15 @@ def test_official_release_that_cannot_be_downloaded_points_to_a_local_copy(tmp_p
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     with pytest.raises(DataSourceError, match="could not download.*data.source=<path"):
         load_source("official", tmp_path)
+
+
+def test_only_training_batches_are_augmented(tiny_archive, tmp_path):
+    torch.manual_seed(0)
+    datamodule = make_datamodule(tiny_archive, tmp_path)
+    images = datamodule.splits["train"].tensors[0][:64]
+    evaluation = datamodule.prepare(images, training=False)
+    training = datamodule.prepare(images, training=True)
+    assert training.shape == evaluation.shape == (64, 3, 32, 32)
+    assert not torch.equal(training, evaluation)
+    unaugmented = make_datamodule(tiny_archive, tmp_path, augment=False)
+    assert torch.equal(unaugmented.prepare(images, training=True), evaluation)

@@ -48,6 +48,13 @@ def _describe(record: dict) -> dict:
     }
 
 
+def _hardware(attempt: dict) -> str | None:
+    if "device" not in attempt:
+        return None
+    return (f"{attempt['device']} ({attempt['accelerator']}, {attempt['cpu_count']} CPUs, "
+            f"torch {attempt['torch']})")
+
+
 def _final(curves: pd.DataFrame, split: str) -> float:
     values = curves[curves["split"] == split].sort_values("iteration")["error"]
     return float(values.iloc[-1]) if len(values) else float("nan")
@@ -73,7 +80,8 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "test_error": _final(curves, "test"),
             "wall_seconds": record.get("wall_seconds"),
             "commit": attempts[-1].get("commit"),
-            "hardware": attempts[-1].get("device"),
+            "dirty": attempts[-1].get("dirty"),
+            "hardware": _hardware(attempts[-1]),
             "status": record.get("status", "missing"),
             "run": Path(directory).name,
         })

@@ -73,7 +73,8 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
         f"- Data: {', '.join(summary['dataset'].dropna().unique())} (sha256 "
         f"{', '.join(str(s)[:16] for s in summary['dataset_sha256'].dropna().unique())}...).",
         f"- Hardware: {', '.join(summary['hardware'].dropna().unique())}.",
-        f"- Code: commit {', '.join(str(c)[:10] for c in summary['commit'].dropna().unique())}.",
+        f"- Code: commit {', '.join(str(c)[:10] for c in summary['commit'].dropna().unique())}"
+        + _dirty_note(summary) + ".",
         "- Wall time: "
         + ", ".join(f"{r.net} {r.wall_seconds / 60:.1f} min" for r in summary.dropna(
             subset=["wall_seconds"]).itertuples())
@@ -82,6 +83,14 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
     if summary["dataset"].str.contains("jpeg", case=False).any():
         lines.append(f"- {JPEG_NOTE}")
     return lines
+
+
+def _dirty_note(summary: pd.DataFrame) -> str:
+    dirty = summary[summary["dirty"].fillna(False).astype(bool)]["net"].tolist()
+    if not dirty:
+        return ""
+    return (f"; for {', '.join(dirty)} the working tree's src/, conf/ or experiments/ differed "
+            "from that commit when the run was recorded (run.json: dirty)")
 
 
 def _table(summary: pd.DataFrame) -> str:

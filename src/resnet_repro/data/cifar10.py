@@ -105,11 +105,14 @@ class CIFAR10DataModule(pl.LightningDataModule):
         batches = torch.arange(len(dataset)).split(self.eval_batch_size)
         return DataLoader(dataset, sampler=[b.tolist() for b in batches], batch_size=None)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
+    def prepare(self, images: torch.Tensor, training: bool) -> torch.Tensor:
+        """uint8 images to floats in [0, 1] less the per-pixel mean; augmented for training."""
         if self.pixel_mean.device != images.device:
             self.pixel_mean = self.pixel_mean.to(images.device)
         images = images.float().div_(255).sub_(self.pixel_mean)
-        if self.augment and self.trainer is not None and self.trainer.training:
-            images = random_crop_flip(images)
-        return images, labels
+        return random_crop_flip(images) if training and self.augment else images
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        return self.prepare(images, training), labels

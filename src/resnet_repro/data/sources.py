@@ -88,7 +88,8 @@ def _read_official(cache_dir: Path) -> dict:
     except Exception as error:  # the download fails in many ways offline
         raise DataSourceError(
             f"could not download the official CIFAR-10 release into {root} ({error}). Without "
-            "internet, pass data.source=<path to an ImageFolder folder or .tar.gz>."
+            "internet, pass data.source=<path to an ImageFolder folder or .tar.gz> "
+            "(make: DATA=<path>)."
         ) from error
     data = {
         split: (

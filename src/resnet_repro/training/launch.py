@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
 
 class RunFailed(RuntimeError):
-    """A run ended without finishing; its run.json says how (``failed`` or ``diverged``)."""
+    """A run ended without finishing; its run.json says how (failed, diverged, interrupted)."""
 
 
 def train(cfg: DictConfig) -> RunRecord:
@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> RunRecord:
     pl.seed_everything(cfg.seed, workers=True)
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net)
-    trainer = _make_trainer(cfg, directory, record.attempt + 1)
+    trainer = make_trainer(cfg, directory, record.attempt + 1)
     record.start(cfg, _describe(cfg, net, datamodule, fingerprint))
     last = directory / "checkpoints" / "last.ckpt"
     log.info("run %s: %s, seed %s, in %s", record.attempt, net.name, cfg.seed, directory)
@@ -78,7 +78,9 @@ def _describe(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: st
     }
 
 
-def _make_trainer(cfg: DictConfig, directory, attempt: int) -> pl.Trainer:
+def make_trainer(
+    cfg: DictConfig, directory, attempt: int, callbacks: list[pl.Callback] = ()
+) -> pl.Trainer:
     """A Trainer logging to ``attempt-<k>/metrics.csv``: a fresh folder per (re)start, since
     CSVLogger empties a reused one; the analysis joins the attempts."""
     logger = CSVLogger(directory, name="", version=f"attempt-{attempt}")
@@ -88,7 +90,7 @@ def _make_trainer(cfg: DictConfig, directory, attempt: int) -> pl.Trainer:
         save_top_k=0,
         every_n_train_steps=cfg.checkpoint_every,
     )
-    callbacks = [checkpoint]
+    callbacks = [checkpoint, *callbacks]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(IterationProgressBar())
     return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

@@ -10,6 +10,7 @@ writes, so that a rerun finds a finished run (and skips it) or an interrupted on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,8 +54,11 @@ def run_directory(cfg: DictConfig, data_fingerprint: str) -> Path:
     return Path(cfg.paths.runs) / run_key(cfg, data_fingerprint)
 
 
+@functools.cache
 def git_commit() -> dict:
-    """The commit of the code, and whether code or configs differ from it."""
+    """The commit of the code, and whether code or configs differ from it, read once per
+    process: the code a process runs is what it imported at its start, so a sweep's later runs
+    are not marked by edits made to the working tree while it ran."""
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
 

@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import tarfile
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,12 @@ LAYOUT_HELP = (
     "expected an ImageFolder layout: train/<class>/<image>.jpg and test/<class>/<image>.jpg "
     "(as a folder or a .tar.gz), or data.source=official for torchvision's download"
 )
+
+
+# torchvision 0.29 deprecates its image decoders in favour of TorchCodec; they still work and
+# decode JPEG and PNG faster than Pillow. Move to TorchCodec when torchvision drops them.
+warnings.filterwarnings("ignore", "The image decoding and encoding capabilities of TorchVision",
+                        DeprecationWarning)
 
 
 class DataSourceError(RuntimeError):

@@ -102,11 +102,12 @@ def test_each_epoch_is_a_new_shuffle_and_ranks_get_disjoint_shares(tiny_archive,
     from resnet_repro.data.cifar10 import RandomBatches
 
     sampler = RandomBatches(100, 10, seed=0)
-    first = list(sampler)
+    first = torch.cat(list(sampler))
+    assert len(sampler) == 10 and torch.equal(first.sort().values, torch.arange(100))
     sampler.set_epoch(1)
-    assert first != list(sampler)
-    shares = [sum(RandomBatches(100, 10, 0, rank, 2), []) for rank in (0, 1)]
-    assert not set(shares[0]) & set(shares[1]) and len(shares[0]) == 50
+    assert not torch.equal(first, torch.cat(list(sampler)))
+    shares = [set(torch.cat(list(RandomBatches(100, 10, 0, rank, 2))).tolist()) for rank in (0, 1)]
+    assert not shares[0] & shares[1] and len(shares[0]) == 50
 
 
 def test_val_split_holds_out_part_of_the_training_set(tiny_archive, tmp_path, monkeypatch):

@@ -1,7 +1,9 @@
 """CIFAR-10 as a LightningDataModule serving whole batches of uint8 tensors.
 
-The decoded set sits in memory; a batch is one index into it. Per-pixel mean subtraction and the
-augmentation run in ``on_after_batch_transfer``, on whole batches on the training device.
+The decoded set sits in memory, on the training device by default (the GPU where there is one,
+so that no batch crosses the bus); a batch is one index into it, drawn on that device too.
+Per-pixel mean subtraction and the augmentation run in ``on_after_batch_transfer``, on whole
+batches on the training device.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from resnet_repro.data.sources import load_source, source_fingerprint
 VAL_SIZE = 5000
 
 
-class RandomBatches(Sampler[list[int]]):
-    """Index lists of ``batch_size``, reshuffled each epoch from ``seed`` and the epoch number,
-    the last incomplete batch dropped. Under DDP each rank takes its own disjoint share."""
+class RandomBatches(Sampler[torch.Tensor]):
+    """Index tensors of ``batch_size`` on ``device``, reshuffled each epoch from ``seed`` and the
+    epoch number (drawn on the CPU, so every device sees the same order), the last incomplete
+    batch dropped. Under DDP each rank takes its own disjoint share."""
 
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 device: torch.device | str = "cpu"):
         self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.device = rank, world_size, device
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -36,8 +40,7 @@ class RandomBatches(Sampler[list[int]]):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator)[self.rank :: self.world_size]
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start : start + self.batch_size].tolist()
+        yield from order[: len(self) * self.batch_size].to(self.device).split(self.batch_size)
 
 
 class CIFAR10DataModule(pl.LightningDataModule):
@@ -47,6 +50,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
     per-pixel mean of the training images subtracted (pixels scaled to [0, 1] first). With
     ``val_split`` the last 5,000 of a fixed shuffle of the training set are held out as a
     validation set (the paper's 45k/5k split); evaluation then covers it and the test set.
+    With ``on_device`` the whole set moves to the trainer's device at setup (150 MB of uint8).
     """
 
     def __init__(
@@ -57,12 +61,14 @@ class CIFAR10DataModule(pl.LightningDataModule):
         eval_batch_size: int = 250,
         val_split: bool = False,
         augment: bool = True,
+        on_device: bool = True,
         seed: int = 0,
     ):
         super().__init__()
         self.source, self.cache_dir = source, cache_dir
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_split, self.augment, self.seed = val_split, augment, seed
+        self.on_device = on_device
         self.splits: dict[str, TensorDataset] = {}
         self.pixel_mean: torch.Tensor | None = None
 
@@ -88,13 +94,25 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.splits["train"] = TensorDataset(train_images, train_labels)
         self.splits["test"] = TensorDataset(*data["test"])
         self.pixel_mean = train_images.float().div_(255).mean(dim=0)
+        if self.on_device and self.trainer is not None:
+            self.move_to(self.trainer.strategy.root_device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def move_to(self, device: torch.device | str) -> None:
+        """Hold the whole data set on ``device``."""
+        for name, dataset in self.splits.items():
+            self.splits[name] = TensorDataset(*(t.to(device) for t in dataset.tensors))
+        self.pixel_mean = self.pixel_mean.to(device)
 
     def train_dataloader(self) -> DataLoader:
         rank, world_size = 0, 1
         if self.trainer is not None:
             rank, world_size = self.trainer.global_rank, self.trainer.world_size
         sampler = RandomBatches(
-            len(self.splits["train"]), self.batch_size, self.seed, rank, world_size
+            len(self.splits["train"]), self.batch_size, self.seed, rank, world_size, self.device
         )
         return DataLoader(self.splits["train"], sampler=sampler, batch_size=None)
 
@@ -102,8 +120,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         return [self._eval_loader(self.splits[name]) for name in self.eval_names]
 
     def _eval_loader(self, dataset: TensorDataset) -> DataLoader:
-        batches = torch.arange(len(dataset)).split(self.eval_batch_size)
-        return DataLoader(dataset, sampler=[b.tolist() for b in batches], batch_size=None)
+        batches = torch.arange(len(dataset), device=self.device).split(self.eval_batch_size)
+        return DataLoader(dataset, sampler=batches, batch_size=None)
 
     def prepare(self, images: torch.Tensor, training: bool) -> torch.Tensor:
         """uint8 images to floats in [0, 1] less the per-pixel mean; augmented for training."""

@@ -43,6 +43,9 @@ class ImageClassifier(pl.LightningModule):
     Every ``log_every`` iterations it logs ``train/err`` (percent, averaged over the training
     mini-batches of that window), ``train/loss`` and ``lr``; each evaluation logs ``<set>/err``
     in percent over the whole evaluation set (``test``, and ``val`` with a held-out split).
+
+    ``compile`` holds ``torch.compile`` options, or ``None`` for eager execution;
+    ``{"mode": "reduce-overhead"}`` also replays each step as a CUDA graph.
     """
 
     def __init__(
@@ -53,12 +56,15 @@ class ImageClassifier(pl.LightningModule):
         log_every: int = 100,
         decay_norm_weights: bool = True,
         channels_last: bool = True,
+        compile: dict | None = None,
     ):
         super().__init__()
         self.net, self.make_optimizer, self.schedule = net, optimizer, schedule
         self.log_every, self.decay_norm_weights = log_every, decay_norm_weights
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
+        if compile is not None:
+            self.net.compile(**compile)  # in place: the state_dict keeps the net's own keys
         self.train_window = ErrorWindow()
         self.eval_windows: dict[int, ErrorWindow] = {}
 

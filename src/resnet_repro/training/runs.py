@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 IDENTITY_NODES = ("model", "data", "module", "trainer", "seed")
 #: Keys inside them that change where or how fast a run goes, not what it computes.
 NOT_IDENTITY = {
-    "data": ("source", "cache_dir", "eval_batch_size"),
+    "data": ("source", "cache_dir", "eval_batch_size", "on_device"),
+    "module": ("compile",),
     "trainer": (
         "accelerator", "devices", "num_nodes", "strategy", "enable_progress_bar",
         "enable_model_summary", "benchmark",

@@ -36,6 +36,6 @@ def plot_error_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
 def save_figure(figure: plt.Figure, stem: Path) -> list[Path]:
     """``stem``.png and ``stem``.pdf."""
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for path in paths:
-        figure.savefig(path, dpi=150)
+    figure.savefig(paths[0], dpi=150)
+    figure.savefig(paths[1], metadata={"CreationDate": None})  # same curves, same bytes
     return paths

@@ -108,23 +108,42 @@ def _table(summary: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
+def _trend(errors: pd.Series) -> str:
+    steps = errors.diff().dropna()
+    if (steps > 0).all():
+        return "rises with every step in depth"
+    if (steps < 0).all():
+        return "falls with every step in depth"
+    return "does not move monotonically with depth"
+
+
 def _findings(done: pd.DataFrame) -> list[str]:
-    """Orderings read off the final errors, for each family of nets (plain, residual)."""
+    """What the final errors show: the depth ordering within each family of nets (plain,
+    residual), and each residual net against its plain twin. Means over seeds."""
+    means = done.groupby(["shortcut", "depth"])[["train_error", "test_error"]].mean()
     lines = []
-    for shortcut, family in done.groupby("shortcut"):
-        if family["depth"].nunique() < 2:
+    for shortcut, family in means.groupby(level="shortcut"):
+        family = family.droplevel("shortcut")
+        if len(family) < 2:
             continue
-        family = family.groupby("depth")[["train_error", "test_error"]].mean().sort_index()
-        kind = "plain" if shortcut == "none" else f"residual (option {shortcut})"
-        train = family["train_error"]
-        deeper_worse = bool((train.diff().dropna() > 0).all())
-        ordering = " < ".join(f"{depth}" for depth in family.index)
+        kind = "plain nets" if shortcut == "none" else f"ResNets (option {shortcut})"
+        train, test = family["train_error"], family["test_error"]
         lines.append(
-            f"- {kind} nets, depth {ordering}: final training error "
-            + ", ".join(f"{e:.1f} %" for e in train)
-            + "; test error " + ", ".join(f"{e:.1f} %" for e in family["test_error"]) + ". "
-            + ("Each deeper net has the higher training error: the degradation problem."
-               if deeper_worse else
-               "The deeper nets do not all have higher training error.")
+            f"- {kind}, depth {', '.join(map(str, family.index))}: final training error "
+            f"{', '.join(f'{e:.1f}' for e in train)} %, test error "
+            f"{', '.join(f'{e:.1f}' for e in test)} %. Training error {_trend(train)}"
+            + (": the degradation problem." if _trend(train).startswith("rises") else ".")
         )
-    return lines or ["- Fewer than two finished runs of one family: nothing to compare."]
+    for (shortcut, depth), residual in means.drop("none", level="shortcut",
+                                                  errors="ignore").iterrows():
+        if ("none", depth) not in means.index:
+            continue
+        plain = means.loc[("none", depth)]
+        lower = (residual < plain).all()
+        lines.append(
+            f"- depth {depth}: ResNet (option {shortcut}) {residual.train_error:.1f} % training, "
+            f"{residual.test_error:.1f} % test error against plain {plain.train_error:.1f} % "
+            f"and {plain.test_error:.1f} %: "
+            + ("the shortcuts lower both." if lower else "the shortcuts do not lower both.")
+        )
+    return lines or ["- Fewer than two finished runs to compare."]

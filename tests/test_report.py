@@ -1,0 +1,32 @@
+import pandas as pd
+
+from resnet_repro.analysis.report import readme
+
+
+def summary(rows):
+    columns = ["net", "depth", "shortcut", "seed", "train_error", "test_error"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.assign(status="done", profile="cpu", dataset="cifar10-jpeg.tar.gz",
+                        dataset_sha256="abc", iterations=1200, params=1, wall_seconds=60.0,
+                        commit="deadbeef", dirty=False, hardware="cpu", run="x")
+
+
+def test_readme_states_degradation_and_what_shortcuts_do():
+    text = readme("fig6", "cpu", summary([
+        ("plain-20", 20, "none", 0, 40.0, 38.0), ("plain-56", 56, "none", 0, 66.0, 64.0),
+        ("resnet-20", 20, "A", 0, 35.0, 33.0), ("resnet-56", 56, "A", 0, 30.0, 29.0),
+    ]), "make reproduce-fig6")
+    assert "plain nets, depth 20, 56: final training error 40.0, 66.0 %" in text
+    assert "Training error rises with every step in depth: the degradation problem." in text
+    assert "Training error falls with every step in depth." in text
+    assert "depth 56: ResNet (option A) 30.0 % training, 29.0 % test error against plain " \
+           "66.0 % and 64.0 %: the shortcuts lower both." in text
+    assert "cifar10-jpeg" in text and "JPEG re-encoding" in text
+
+
+def test_readme_averages_seeds_and_reports_when_shortcuts_do_not_help():
+    text = readme("fig6", "cpu", summary([
+        ("plain-20", 20, "none", 0, 30.0, 30.0), ("plain-20", 20, "none", 1, 34.0, 32.0),
+        ("resnet-20", 20, "A", 0, 33.0, 20.0), ("resnet-20", 20, "A", 1, 33.0, 20.0),
+    ]), "make reproduce-fig6")
+    assert "against plain 32.0 % and 31.0 %: the shortcuts do not lower both." in text

@@ -7,7 +7,7 @@ DATA    ?= official
 ARGS    ?=
 OVERRIDES = profile=$(PROFILE) data.source=$(DATA) $(ARGS)
 
-.PHONY: install test lint bench reproduce-%
+.PHONY: install test lint bench verify reproduce-%
 
 install:
 	python3 -m venv .venv
@@ -20,6 +20,10 @@ reproduce-%:
 	$(PYTHON) experiments/train.py -m experiment=$* $(OVERRIDES)
 	$(PYTHON) experiments/analyze.py experiment=$* $(OVERRIDES) \
 		--command "make reproduce-$* PROFILE=$(PROFILE) DATA=$(DATA)$(if $(ARGS), ARGS='$(ARGS)')"
+
+# Each of the paper's CIFAR claims: PASS, FAIL or NOT RUN, from what results/ holds.
+verify:
+	$(PYTHON) experiments/verify.py
 
 # Throughput side by side (bare step, our loop, torchvision's loop, data pipelines alone).
 bench:

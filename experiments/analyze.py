@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from resnet_repro.analysis.collect import summarize
 from resnet_repro.analysis.report import write_results
 from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
@@ -30,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"python experiments/train.py -m {shlex.join(args.overrides)}")
     out_dir = Path(config.paths.results) / experiment / config.profile_name
     command = args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}"
-    written = write_results(experiment, config.profile_name, curves, summary, out_dir, command)
+    analysis = OmegaConf.to_container(config.analysis, resolve=True)
+    written = write_results(experiment, config.profile_name, analysis, curves, summary, out_dir,
+                            command)
     print(summary[["net", "seed", "status", "train_error", "test_error", "wall_seconds"]]
           .to_string(index=False))
     print("wrote", ", ".join(str(path) for path in written.values()))

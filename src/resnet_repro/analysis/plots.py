@@ -1,4 +1,5 @@
-"""Figures in the paper's style: error against iterations, one line per net."""
+"""Figures in the paper's style: error against iterations, one colour per depth, each line the
+mean over a net's seeds with the range of its seeds shaded."""
 
 from __future__ import annotations
 
@@ -10,30 +11,81 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-PANELS = (("train", "training error (%)"), ("test", "test error (%)"))
+SPLIT_LABELS = {"train": "training error (%)", "test": "test error (%)"}
 
 
-def plot_error_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
-    """Two panels, training error (left) and test error (right), against iterations; one line
-    per net (the mean over its seeds), nets ordered by depth."""
+def _colour(depth: int) -> str:
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    order = [20, 32, 44, 56, 110, 1202]
+    return palette[order.index(depth) if depth in order else hash(depth) % len(palette)]
+
+
+def _nets(curves: pd.DataFrame) -> list[str]:
+    return list(curves.drop_duplicates("net").sort_values(["shortcut", "depth"])["net"])
+
+
+def draw_net(axis, curves: pd.DataFrame, net: str, split: str, **style) -> None:
+    """One net's curve for one split: the mean over seeds, the seeds' range shaded."""
+    points = curves[(curves["net"] == net) & (curves["split"] == split)]
+    if points.empty:
+        return
+    by_iteration = points.groupby("iteration")["error"]
+    mean, low, high = by_iteration.mean(), by_iteration.min(), by_iteration.max()
+    colour = _colour(int(points["depth"].iloc[0]))
+    axis.plot(mean.index, mean.values, color=colour, **style)
+    if points["seed"].nunique() > 1:
+        axis.fill_between(mean.index, low.values, high.values, color=colour, alpha=0.2,
+                          linewidth=0)
+
+
+def _finish(axis, y_max: float | None, ylabel: str) -> None:
+    axis.set_xlabel("iterations")
+    axis.set_ylabel(ylabel)
+    axis.set_ylim(0, y_max)
+    axis.grid(alpha=0.3)
+    if axis.get_lines():
+        axis.legend(fontsize="small")
+
+
+def plot_error_curves(curves: pd.DataFrame, title: str, y_max: float | None = None):
+    """Figure 1's layout: training error (left) and test error (right), one line per net."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    nets = curves.drop_duplicates("net").sort_values(["shortcut", "depth"])["net"]
-    for axis, (split, label) in zip(axes, PANELS, strict=True):
-        for net in nets:
-            points = curves[(curves["net"] == net) & (curves["split"] == split)]
-            mean = points.groupby("iteration")["error"].mean()
-            axis.plot(mean.index, mean.values, label=net, linewidth=1.5)
-        axis.set_xlabel("iterations")
-        axis.set_ylabel(label)
-        axis.set_ylim(bottom=0)
-        axis.grid(alpha=0.3)
-        axis.legend()
+    for axis, (split, label) in zip(axes, SPLIT_LABELS.items(), strict=True):
+        for net in _nets(curves):
+            draw_net(axis, curves, net, split, label=net, linewidth=1.5)
+        _finish(axis, y_max, label)
     figure.suptitle(title)
     figure.tight_layout()
     return figure
 
 
-def save_figure(figure: plt.Figure, stem: Path) -> list[Path]:
+def plot_family_panels(curves: pd.DataFrame, title: str, y_max: float | None = None):
+    """Figure 6's layout: plain nets (left), ResNets up to 110 layers (middle), ResNet-110 and
+    ResNet-1202 (right); dashed = training error, bold = test error."""
+    plain = curves["shortcut"] == "none"
+    panels = {
+        "plain": curves[plain],
+        "ResNet": curves[~plain & (curves["depth"] <= 110)],
+        "ResNet-110 and 1202": curves[~plain & curves["depth"].isin([110, 1202])],
+    }
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    for axis, (name, subset) in zip(axes, panels.items(), strict=True):
+        for net in _nets(subset):
+            draw_net(axis, subset, net, "train", linestyle="--", linewidth=1)
+            draw_net(axis, subset, net, "test", label=net, linewidth=2.2)
+        if subset.empty:
+            axis.text(0.5, 0.5, "not run", ha="center", va="center", transform=axis.transAxes)
+        axis.set_title(name)
+        _finish(axis, y_max, "error (%)")
+    figure.suptitle(f"{title} (dashed: training error, bold: test error)")
+    figure.tight_layout()
+    return figure
+
+
+FIGURES = {"error_curves": plot_error_curves, "family_panels": plot_family_panels}
+
+
+def save_figure(figure, stem: Path) -> list[Path]:
     """``stem``.png and ``stem``.pdf."""
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     figure.savefig(paths[0], dpi=150)

@@ -1,4 +1,5 @@
-"""Writing ``results/<experiment>/<profile>/``: curves.csv, summary.csv, the figure, README.md."""
+"""Writing ``results/<experiment>/<profile>/``: curves.csv, summary.csv, the experiment's figure
+and tables, README.md."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from resnet_repro.analysis.paper import FIGURE6_FINAL, PAPER_ITERATIONS
-from resnet_repro.analysis.plots import plot_error_curves, save_figure
+from resnet_repro.analysis.plots import FIGURES, save_figure
+from resnet_repro.analysis.tables import table6, table6_markdown
 
 JPEG_NOTE = (
     "The data is the JPEG re-encoding of CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz), not "
@@ -17,22 +19,36 @@ JPEG_NOTE = (
 
 
 def write_results(
-    experiment: str, profile: str, curves: pd.DataFrame, summary: pd.DataFrame,
-    out_dir: Path, command: str,
+    experiment: str, profile: str, analysis: dict, curves: pd.DataFrame,
+    summary: pd.DataFrame, out_dir: Path, command: str,
 ) -> dict[str, Path]:
-    """Write the tables, the figure (PNG and PDF) and a README; returns what was written."""
+    """Write the curves, the summary, what ``analysis`` asks for (a figure as PNG and PDF,
+    Table 6) and a README; returns what was written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"curves": out_dir / "curves.csv", "summary": out_dir / "summary.csv"}
     curves.to_csv(written["curves"], index=False)
     summary.to_csv(written["summary"], index=False)
-    figure = plot_error_curves(curves, f"{experiment}: CIFAR-10, profile {profile}")
-    written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
+    extra = []
+    if analysis.get("table6"):
+        table = table6(summary)
+        written["table6_csv"], written["table6_md"] = out_dir / "table6.csv", out_dir / "table6.md"
+        table.to_csv(written["table6_csv"], index=False)
+        written["table6_md"].write_text(table6_markdown(table))
+        extra += ["## Table 6: test error (%)", "", table6_markdown(table)]
+    if analysis.get("figure"):
+        plot = FIGURES[analysis["figure"]]
+        figure = plot(curves, f"{experiment}: CIFAR-10, profile {profile}", analysis.get("y_max"))
+        written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
+        extra.append(f"![{experiment}]({experiment}.png)")
     written["readme"] = out_dir / "README.md"
-    written["readme"].write_text(readme(experiment, profile, summary, command))
+    written["readme"].write_text(readme(experiment, profile, summary, command, extra))
     return written
 
 
-def readme(experiment: str, profile: str, summary: pd.DataFrame, command: str) -> str:
+def readme(
+    experiment: str, profile: str, summary: pd.DataFrame, command: str, extra: list[str] = ()
+) -> str:
+    """What was run, the final errors, what they show, then ``extra`` (tables, figure)."""
     done = summary[summary["status"] == "done"]
     lines = [
         f"# {experiment}, profile `{profile}`",
@@ -57,7 +73,7 @@ def readme(experiment: str, profile: str, summary: pd.DataFrame, command: str) -
         "",
         *_findings(done),
         "",
-        f"![{experiment}]({experiment}.png)",
+        *extra,
         "",
     ]
     return "\n".join(lines)

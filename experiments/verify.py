@@ -1,0 +1,29 @@
+"""Print each of the paper's CIFAR-10 claims with PASS, FAIL or NOT RUN, and the numbers
+behind it, for every profile that results/ holds (or one: --profile cpu)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from resnet_repro.analysis.claims import __doc__ as RULE
+from resnet_repro.analysis.claims import load_summaries, verify
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--profile", help="only this profile (default: every one found)")
+    args = parser.parse_args(argv)
+    profiles = [args.profile] if args.profile else sorted(
+        {path.parent.name for path in args.results.glob("*/*/summary.csv")})
+    print(RULE.strip(), end="\n\n")
+    for profile in profiles:
+        print(f"== profile {profile}")
+        for verdict in verify(load_summaries(args.results, profile)):
+            print(verdict)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,3 +40,22 @@ def test_warmup_ramps_linearly_then_follows_the_steps():
 def test_milestones_out_of_order_are_refused():
     with pytest.raises(ValueError, match="increasing"):
         StepSchedule([48000, 32000])
+
+
+def test_warmup_gate_holds_the_rate_at_a_tenth_until_released():
+    schedule = StepSchedule([32000, 48000], warmup_gate=0.1)
+    assert schedule(0) == pytest.approx(0.1) and schedule(5000) == pytest.approx(0.1)
+    schedule.release()
+    assert schedule(5000) == 1.0 and schedule(32000) == pytest.approx(0.1)
+    assert StepSchedule([1]).released  # no gate, nothing to release
+
+
+def test_released_gate_survives_a_checkpoint_of_the_scheduler():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    schedule = StepSchedule([100], warmup_gate=0.1)
+    scheduler = LambdaLR(optimizer, schedule)
+    schedule.release()
+    state = scheduler.state_dict()
+    restored = StepSchedule([100], warmup_gate=0.1)
+    LambdaLR(optimizer, restored).load_state_dict(state)
+    assert restored.released

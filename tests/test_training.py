@@ -80,3 +80,18 @@ def test_crashed_run_is_recorded_and_a_rerun_resumes_with_the_whole_curve(
 
     shutil.rmtree(directory / "checkpoints")  # a finished run is skipped, not retrained
     assert train(cfg).data["attempts"] == record["attempts"]
+
+
+@pytest.mark.parametrize(("threshold", "rates"), [(100.0, [0.01, 0.1, 0.1]), (0.0, [0.01] * 3)])
+def test_paper_warmup_ends_when_training_error_falls_below_the_threshold(
+    smoke_overrides, threshold, rates
+):
+    cfg = make_config(*smoke_overrides, "module=classifier_warmup",
+                      f"module.warmup_until_error={threshold}",
+                      "module.schedule.milestones=[100,200]", "trainer.max_steps=15")
+    record = train(cfg)
+    metrics = pd.concat(pd.read_csv(p) for p in record.directory.glob("attempt-*/metrics.csv"))
+    logged = metrics.dropna(subset=["lr"]).sort_values("step")["lr"]
+    # lr is logged after each window of 5 iterations; a window below the threshold releases
+    # the gate for the next window
+    assert list(logged.round(6)) == rates

@@ -46,6 +46,8 @@ class ImageClassifier(pl.LightningModule):
 
     ``compile`` holds ``torch.compile`` options, or ``None`` for eager execution;
     ``{"mode": "reduce-overhead"}`` also replays each step as a CUDA graph.
+    ``warmup_until_error`` (percent) releases the schedule's warm-up gate at the first logging
+    window whose training error is below it.
     """
 
     def __init__(
@@ -57,10 +59,12 @@ class ImageClassifier(pl.LightningModule):
         decay_norm_weights: bool = True,
         channels_last: bool = True,
         compile: dict | None = None,
+        warmup_until_error: float | None = None,
     ):
         super().__init__()
         self.net, self.make_optimizer, self.schedule = net, optimizer, schedule
         self.log_every, self.decay_norm_weights = log_every, decay_norm_weights
+        self.warmup_until_error = warmup_until_error
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         if compile is not None:
@@ -86,6 +90,16 @@ class ImageClassifier(pl.LightningModule):
             raise DivergedError(f"training loss is {loss} at iteration {self.global_step}")
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log_dict({"train/err": error, "train/loss": loss, "lr": lr}, prog_bar=True)
+        self.end_warmup_if_below(error)
+
+    def end_warmup_if_below(self, error: float) -> bool:
+        """Release the warm-up gate once the training error is below ``warmup_until_error``."""
+        if self.warmup_until_error is None or self.schedule.released:
+            return False
+        if error < self.warmup_until_error:
+            self.schedule.release()
+            return True
+        return False
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch

@@ -10,6 +10,9 @@ class StepSchedule:
 
     With ``warmup_iters`` > 0 the factor first rises linearly from ``warmup_start`` to 1 over
     that many iterations (a smooth ramp, not the paper's step; see ``conf/profile/cpu.yaml``).
+    With ``warmup_gate`` < 1 the factor is multiplied by it until ``release()`` is called: the
+    paper's ResNet-110 warm-up (0.01 = 0.1 x 0.1 until training error falls below 80 %), which
+    the training module releases; the flag is saved in checkpoints with the scheduler.
     ``factor(i)`` is the factor applied to the update of iteration ``i`` (counted from 0), which
     is also what ``LambdaLR`` asks for after ``i`` scheduler steps.
     """
@@ -20,14 +23,21 @@ class StepSchedule:
         gamma: float = 0.1,
         warmup_iters: int = 0,
         warmup_start: float = 0.0,
+        warmup_gate: float = 1.0,
     ):
         if list(milestones) != sorted(milestones):
             raise ValueError(f"milestones must be increasing; got {list(milestones)}")
         self.milestones, self.gamma = list(milestones), gamma
         self.warmup_iters, self.warmup_start = warmup_iters, warmup_start
+        self.warmup_gate, self.released = warmup_gate, warmup_gate == 1.0
+
+    def release(self) -> None:
+        self.released = True
 
     def __call__(self, iteration: int) -> float:
         decay = self.gamma ** sum(iteration >= milestone for milestone in self.milestones)
+        if not self.released:
+            decay *= self.warmup_gate
         if iteration < self.warmup_iters:
             progress = iteration / self.warmup_iters
             return decay * (self.warmup_start + (1 - self.warmup_start) * progress)

@@ -94,3 +94,20 @@ def test_analysis_writes_tables_and_a_figure_with_two_lines_per_panel(fig1_sweep
     for axis in figure.axes:
         assert [line.get_label() for line in axis.get_lines()] == ["plain-20", "plain-56"]
         assert all(len(line.get_xdata()) >= 2 for line in axis.get_lines())
+
+
+def test_a_diverged_run_is_recorded_and_the_sweep_and_analysis_go_on(tiny_archive, tmp_path):
+    overrides = ["profile=smoke", "model.depth=8", "module.optimizer.lr=1e30,0.1",
+                 f"data.source={tiny_archive}", f"data.cache_dir={tmp_path / 'cache'}",
+                 f"paths.runs={tmp_path / 'runs'}", f"paths.results={tmp_path / 'results'}",
+                 "trainer.enable_progress_bar=false"]
+    result = run_script("train.py", "-m", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = {r["status"]: r for r in (json.loads(p.read_text())
+                                        for p in (tmp_path / "runs").glob("*/run.json"))}
+    assert set(records) == {"diverged", "done"}
+    assert "nan" in records["diverged"]["error"]
+    result = run_script("analyze.py", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = pd.read_csv(tmp_path / "results" / "runs" / "smoke" / "summary.csv")
+    assert sorted(summary["status"]) == ["diverged", "done"]

@@ -11,10 +11,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from resnet_repro.analysis.collect import summarize
 from resnet_repro.analysis.report import write_results
+from resnet_repro.analysis.responses import responses
 from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
 
 
@@ -33,12 +35,22 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(config.paths.results) / experiment / config.profile_name
     command = args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}"
     analysis = OmegaConf.to_container(config.analysis, resolve=True)
+    layer_responses = None
+    if analysis["figure"] == "layer_responses":
+        layer_responses = responses(directories, test_images(config))
     written = write_results(experiment, config.profile_name, analysis, curves, summary, out_dir,
-                            command)
+                            command, layer_responses)
     print(summary[["net", "seed", "status", "train_error", "test_error", "wall_seconds"]]
           .to_string(index=False))
     print("wrote", ", ".join(str(path) for path in written.values()))
     return 0
+
+
+def test_images(config):
+    """The whole test set, normalized as in evaluation."""
+    datamodule = instantiate(config.data, seed=config.seed)
+    datamodule.setup()
+    return datamodule.prepare(datamodule.splits["test"].tensors[0], training=False)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,25 @@ def save_figure(figure, stem: Path) -> list[Path]:
     figure.savefig(paths[0], dpi=150)
     figure.savefig(paths[1], metadata={"CreationDate": None})  # same curves, same bytes
     return paths
+
+
+def plot_layer_responses(responses: pd.DataFrame, title: str):
+    """Figure 7's layout: each net's layer response std in layer order (top) and sorted by
+    magnitude (bottom); plain nets dashed, ResNets solid; mean over seeds."""
+    figure, (ordered, sorted_axis) = plt.subplots(2, 1, figsize=(8, 7))
+    mean = responses.groupby(["shortcut", "depth", "net", "layer"])["std"].mean()
+    for (shortcut, depth, net), layers in mean.groupby(level=["shortcut", "depth", "net"]):
+        style = {"color": _colour(int(depth)), "linestyle": "--" if shortcut == "none" else "-",
+                 "label": net, "linewidth": 1.2}
+        values = layers.to_numpy()
+        ordered.plot(range(1, len(values) + 1), values, **style)
+        sorted_axis.plot(range(1, len(values) + 1), sorted(values, reverse=True), **style)
+    ordered.set_xlabel("layer index (original)")
+    sorted_axis.set_xlabel("layer index (sorted by magnitude)")
+    for axis in (ordered, sorted_axis):
+        axis.set_ylabel("std")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

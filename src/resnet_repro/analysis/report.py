@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from resnet_repro.analysis.paper import FIGURE6_FINAL, PAPER_ITERATIONS
-from resnet_repro.analysis.plots import FIGURES, save_figure
+from resnet_repro.analysis.plots import FIGURES, plot_layer_responses, save_figure
 from resnet_repro.analysis.tables import table6, table6_markdown
 
 JPEG_NOTE = (
@@ -20,10 +20,10 @@ JPEG_NOTE = (
 
 def write_results(
     experiment: str, profile: str, analysis: dict, curves: pd.DataFrame,
-    summary: pd.DataFrame, out_dir: Path, command: str,
+    summary: pd.DataFrame, out_dir: Path, command: str, responses: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write the curves, the summary, what ``analysis`` asks for (a figure as PNG and PDF,
-    Table 6) and a README; returns what was written."""
+    Table 6, Figure 7's layer responses) and a README; returns what was written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"curves": out_dir / "curves.csv", "summary": out_dir / "summary.csv"}
     curves.to_csv(written["curves"], index=False)
@@ -35,9 +35,16 @@ def write_results(
         table.to_csv(written["table6_csv"], index=False)
         written["table6_md"].write_text(table6_markdown(table))
         extra += ["## Table 6: test error (%)", "", table6_markdown(table)]
-    if analysis.get("figure"):
-        plot = FIGURES[analysis["figure"]]
-        figure = plot(curves, f"{experiment}: CIFAR-10, profile {profile}", analysis.get("y_max"))
+    title = f"{experiment}: CIFAR-10, profile {profile}"
+    if responses is not None:
+        written["responses"] = out_dir / "responses.csv"
+        responses.to_csv(written["responses"], index=False)
+    if analysis.get("figure") == "layer_responses":
+        figure = plot_layer_responses(responses, f"{title}: std of layer responses (test set)")
+        written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
+        extra.append(f"![{experiment}]({experiment}.png)")
+    elif analysis.get("figure"):
+        figure = FIGURES[analysis["figure"]](curves, title, analysis.get("y_max"))
         written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
         extra.append(f"![{experiment}]({experiment}.png)")
     written["readme"] = out_dir / "README.md"

@@ -72,3 +72,12 @@ def test_unknown_shortcut_is_refused():
 def test_names_follow_the_paper():
     assert CifarResNet(56, shortcut=None).name == "plain-56"
     assert CifarResNet(110, shortcut="A").name == "resnet-110"
+
+
+def test_resnet_1202_takes_a_training_step():
+    torch.manual_seed(0)
+    net = CifarResNet(1202, shortcut="A")
+    loss = torch.nn.functional.cross_entropy(net(torch.randn(2, 3, 32, 32)), torch.tensor([1, 2]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())

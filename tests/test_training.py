@@ -95,3 +95,13 @@ def test_paper_warmup_ends_when_training_error_falls_below_the_threshold(
     # lr is logged after each window of 5 iterations; a window below the threshold releases
     # the gate for the next window
     assert list(logged.round(6)) == rates
+
+
+def test_slurm_launcher_config_composes_to_submitit():
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "experiment=fig6"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher." \
+                                "SlurmLauncher"
+    assert launcher.gpus_per_node == 1 and launcher.timeout_min == 720

@@ -17,8 +17,10 @@ def test_readme_states_degradation_and_what_shortcuts_do():
         ("resnet-20", 20, "A", 0, 35.0, 33.0), ("resnet-56", 56, "A", 0, 30.0, 29.0),
     ]), "make reproduce-fig6")
     assert "plain nets, depth 20, 56: final training error 40.0, 66.0 %" in text
-    assert "Training error rises with every step in depth: the degradation problem." in text
-    assert "Training error falls with every step in depth." in text
+    assert ("Training error rises with every step in depth (26.0 points from depth 20 to 56): "
+            "the degradation problem.") in text
+    assert "Training error falls with every step in depth (5.0 points from depth 20 to 56)." \
+        in text
     assert "depth 56: ResNet (option A) 30.0 % training, 29.0 % test error against plain " \
            "66.0 % and 64.0 %: the shortcuts lower both." in text
     assert "cifar10-jpeg" in text and "JPEG re-encoding" in text

@@ -133,10 +133,12 @@ def _table(summary: pd.DataFrame) -> str:
 
 def _trend(errors: pd.Series) -> str:
     steps = errors.diff().dropna()
+    change = f"{abs(errors.iloc[-1] - errors.iloc[0]):.1f} points from depth " \
+             f"{errors.index[0]} to {errors.index[-1]}"
     if (steps > 0).all():
-        return "rises with every step in depth"
+        return f"rises with every step in depth ({change})"
     if (steps < 0).all():
-        return "falls with every step in depth"
+        return f"falls with every step in depth ({change})"
     return "does not move monotonically with depth"
 
 
@@ -155,7 +157,8 @@ def _findings(done: pd.DataFrame) -> list[str]:
             f"- {kind}, depth {', '.join(map(str, family.index))}: final training error "
             f"{', '.join(f'{e:.1f}' for e in train)} %, test error "
             f"{', '.join(f'{e:.1f}' for e in test)} %. Training error {_trend(train)}"
-            + (": the degradation problem." if _trend(train).startswith("rises") else ".")
+            + (": the degradation problem." if shortcut == "none" and
+               _trend(train).startswith("rises") else ".")
         )
     for (shortcut, depth), residual in means.drop("none", level="shortcut",
                                                   errors="ignore").iterrows():

@@ -32,3 +32,21 @@ def test_readme_averages_seeds_and_reports_when_shortcuts_do_not_help():
         ("resnet-20", 20, "A", 0, 33.0, 20.0), ("resnet-20", 20, "A", 1, 33.0, 20.0),
     ]), "make reproduce-fig6")
     assert "against plain 32.0 % and 31.0 %: the shortcuts do not lower both." in text
+
+
+def test_responses_are_compared_with_the_plain_twin(tmp_path):
+    from resnet_repro.analysis.report import write_results
+
+    rows = [(net, 20, shortcut, 0, layer, value) for net, shortcut, value in
+            (("plain-20", "none", 1.5), ("resnet-20", "A", 0.9)) for layer in (1, 2, 3)]
+    responses = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "layer", "std"])
+    curves = pd.DataFrame(columns=["net", "depth", "shortcut", "seed", "iteration", "split",
+                                   "error"])
+    base = summary([("plain-20", 20, "none", 0, 40.0, 38.0), ("resnet-20", 20, "A", 0, 35.0, 33)])
+    written = write_results("fig7", "cpu", {"figure": "layer_responses"}, curves, base,
+                            tmp_path, "make reproduce-fig7", responses)
+    text = written["readme"].read_text()
+    assert "Mean response std over layers: resnet-20 0.900, plain-20 1.500." in text
+    assert "depth 20: the ResNet's responses are smaller than the plain net's (0.900 against " \
+           "1.500)." in text
+    assert pd.read_csv(written["responses"]).shape == (6, 6) and written["png"].exists()

@@ -42,7 +42,8 @@ def write_results(
     if analysis.get("figure") == "layer_responses":
         figure = plot_layer_responses(responses, f"{title}: std of layer responses (test set)")
         written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
-        extra.append(f"![{experiment}]({experiment}.png)")
+        extra += ["## Layer responses (Figure 7)", "", *_response_findings(responses), "",
+                  f"![{experiment}]({experiment}.png)"]
     elif analysis.get("figure"):
         figure = FIGURES[analysis["figure"]](curves, title, analysis.get("y_max"))
         written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
@@ -105,6 +106,21 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
     ]
     if summary["dataset"].str.contains("jpeg", case=False).any():
         lines.append(f"- {JPEG_NOTE}")
+    return lines
+
+
+def _response_findings(responses: pd.DataFrame) -> list[str]:
+    """Mean over layers of each net's response std, and each ResNet against its plain twin."""
+    means = responses.groupby(["shortcut", "depth"])["std"].mean()
+    lines = ["- Mean response std over layers: " + ", ".join(
+        f"{'plain' if s == 'none' else 'resnet'}-{d} {v:.3f}" for (s, d), v in means.items())
+        + "."]
+    for (_, depth), value in means.drop("none", level="shortcut", errors="ignore").items():
+        if ("none", depth) in means.index:
+            plain = means[("none", depth)]
+            verdict = "smaller" if value < plain else "not smaller"
+            lines.append(f"- depth {depth}: the ResNet's responses are {verdict} than the plain "
+                         f"net's ({value:.3f} against {plain:.3f}).")
     return lines
 
 

@@ -25,6 +25,7 @@ def table6(summary: pd.DataFrame) -> pd.DataFrame:
         TABLE6_TEST_ERROR.get(depth) if shortcut == "A" else None
         for shortcut, depth in zip(table["shortcut"], table["depth"], strict=True)
     ]
+    table = table.astype({"depth": int, "params": int, "runs": int})
     return table[TABLE6_COLUMNS].round(2)
 
 
@@ -39,6 +40,6 @@ def table6_markdown(table: pd.DataFrame) -> str:
         paper = "-" if pd.isna(row.paper_error) else f"{row.paper_error:.2f}"
         if row.depth == 110 and paper != "-":
             paper += " (6.61 ± 0.16)"
-        lines.append(f"| {row.net} | {row.depth} | {row.params / 1e6:.2f}M | {row.runs} | "
+        lines.append(f"| {row.net} | {int(row.depth)} | {row.params / 1e6:.2f}M | {row.runs} | "
                      f"{error} | {paper} |")
     return "\n".join(lines) + "\n"

@@ -45,6 +45,13 @@ def tiny_folder(tmp_path_factory) -> Path:
     return write_image_folder(tmp_path_factory.mktemp("tiny") / "cifar")
 
 
+@pytest.fixture
+def smoke_overrides(tiny_archive, tmp_path) -> list[str]:
+    """A smoke-profile run of a depth-8 net on the tiny archive, in this test's folder."""
+    return ["profile=smoke", "model.depth=8", f"data.source={tiny_archive}",
+            f"data.cache_dir={tmp_path / 'cache'}", f"paths.runs={tmp_path / 'runs'}"]
+
+
 @pytest.fixture(scope="session")
 def tiny_archive(tiny_folder, tmp_path_factory) -> Path:
     return write_tar_gz(tiny_folder, tmp_path_factory.mktemp("archive") / "tiny-cifar.tar.gz")

@@ -23,24 +23,20 @@ def test_data_on_a_device_stays_there_through_sampling_and_augmentation(tiny_arc
     assert test_images.device.type == "meta"
 
 
-def test_compiled_net_trains_and_keeps_its_plain_state_dict_keys(tiny_archive, tmp_path):
-    overrides = ["profile=smoke", "model.depth=8", f"data.source={tiny_archive}",
-                 f"data.cache_dir={tmp_path}", f"paths.runs={tmp_path / 'runs'}"]
-    compiled = make_config(*overrides, "module.compile={backend:eager}")
+def test_compiled_net_trains_and_keeps_its_plain_state_dict_keys(smoke_overrides):
+    compiled = make_config(*smoke_overrides, "module.compile={backend:eager}")
     record = train(compiled)
     assert record.status == "done"
     weights = torch.load(record.directory / "model.pt")
     assert not any("_orig_mod" in key for key in weights)
     # compiling changes how the math runs, not the math: the run is the same run
-    assert run_key(compiled, "x") == run_key(make_config(*overrides), "x")
+    assert run_key(compiled, "x") == run_key(make_config(*smoke_overrides), "x")
 
 
-def test_bf16_runs_and_is_a_different_run_from_fp32(tiny_archive, tmp_path):
-    overrides = ["profile=smoke", "model.depth=8", f"data.source={tiny_archive}",
-                 f"data.cache_dir={tmp_path}", f"paths.runs={tmp_path / 'runs'}"]
-    bf16 = make_config(*overrides, "trainer.precision=bf16-mixed")
+def test_bf16_runs_and_is_a_different_run_from_fp32(smoke_overrides):
+    bf16 = make_config(*smoke_overrides, "trainer.precision=bf16-mixed")
     assert train(bf16).status == "done"
-    assert run_key(bf16, "x") != run_key(make_config(*overrides), "x")
+    assert run_key(bf16, "x") != run_key(make_config(*smoke_overrides), "x")
 
 
 def test_joblib_launcher_runs_sweep_points_in_parallel_processes(tiny_archive, tmp_path):

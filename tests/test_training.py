@@ -20,12 +20,6 @@ def make_config(*overrides: str):
         return compose("train", overrides=["trainer.enable_progress_bar=false", *overrides])
 
 
-@pytest.fixture
-def smoke_overrides(tiny_archive, tmp_path):
-    return ["profile=smoke", "model.depth=8", f"data.source={tiny_archive}",
-            f"data.cache_dir={tmp_path / 'cache'}", f"paths.runs={tmp_path / 'runs'}"]
-
-
 def test_run_key_depends_on_what_changes_the_result():
     base = run_key(make_config(), "data-hash")
     assert run_key(make_config("model.depth=56"), "data-hash") != base

@@ -6,18 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 from resnet_repro.analysis.collect import read_metrics
-from resnet_repro.analysis.sweep import CONF_DIR
+from resnet_repro.config import compose_train
 from resnet_repro.training import ImageClassifier
 from resnet_repro.training.launch import RunFailed, train
 from resnet_repro.training.runs import run_key
 
 
 def make_config(*overrides: str):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=["trainer.enable_progress_bar=false", *overrides])
+    return compose_train(["trainer.enable_progress_bar=false", *overrides])
 
 
 def test_run_key_depends_on_what_changes_the_result():
@@ -92,9 +90,7 @@ def test_paper_warmup_ends_when_training_error_falls_below_the_threshold(
 
 
 def test_slurm_launcher_config_composes_to_submitit():
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "experiment=fig6"],
-                      return_hydra_config=True)
+    cfg = compose_train(["hydra/launcher=slurm", "experiment=fig6"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher." \
                                 "SlurmLauncher"

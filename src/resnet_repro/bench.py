@@ -23,13 +23,12 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from resnet_repro.analysis.sweep import CONF_DIR
+from resnet_repro.config import compose_train
 from resnet_repro.training.launch import make_trainer
 
 NETS = {"resnet-20": 20, "resnet-56": 56}
@@ -57,11 +56,8 @@ def synchronize() -> None:
 
 
 def compose_config(depth: int, source: str, *overrides: str):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[
-            "experiment=fig1", "profile=cpu", "model.shortcut=A", f"model.depth={depth}",
-            f"data.source={source}", *overrides,
-        ])
+    return compose_train(["experiment=fig1", "profile=cpu", "model.shortcut=A",
+                          f"model.depth={depth}", f"data.source={source}", *overrides])
 
 
 def model_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,

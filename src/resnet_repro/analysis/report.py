@@ -169,12 +169,13 @@ def _findings(done: pd.DataFrame) -> list[str]:
             continue
         kind = "plain nets" if shortcut == "none" else f"ResNets (option {shortcut})"
         train, test = family["train_error"], family["test_error"]
+        trend = _trend(train)
+        degradation = shortcut == "none" and trend.startswith("rises")
         lines.append(
             f"- {kind}, depth {', '.join(map(str, family.index))}: final training error "
             f"{', '.join(f'{e:.1f}' for e in train)} %, test error "
-            f"{', '.join(f'{e:.1f}' for e in test)} %. Training error {_trend(train)}"
-            + (": the degradation problem." if shortcut == "none" and
-               _trend(train).startswith("rises") else ".")
+            f"{', '.join(f'{e:.1f}' for e in test)} %. Training error {trend}"
+            + (": the degradation problem." if degradation else ".")
         )
     for (shortcut, depth), residual in means.drop("none", level="shortcut",
                                                   errors="ignore").iterrows():

@@ -6,17 +6,15 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
+from resnet_repro.config import compose_train
 from resnet_repro.data.sources import source_fingerprint
 from resnet_repro.training.runs import run_directory
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
-
-def sweep_configs(overrides: list[str], conf_dir: Path = CONF_DIR) -> list[DictConfig]:
+def sweep_configs(overrides: list[str]) -> list[DictConfig]:
     """One composed config per point of the sweep that ``train.py -m <overrides>`` runs: the
     experiment's own grid (``hydra.sweeper.params``), with comma lists in ``overrides`` taking
     precedence key by key, as Hydra's basic sweeper does."""
@@ -24,19 +22,16 @@ def sweep_configs(overrides: list[str], conf_dir: Path = CONF_DIR) -> list[DictC
     parsed = parser.parse_overrides(overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
-    with initialize_config_dir(str(conf_dir), version_base="1.3"):
-        base = compose("train", overrides=fixed, return_hydra_config=True)
-        grid = dict(base.hydra.sweeper.params or {})
-        for override in parser.parse_overrides([f"{k}={v}" for k, v in grid.items()]):
-            sweeps.setdefault(override.get_key_element(), override)
-        axes = [[f"{key}={value}" for value in o.sweep_string_iterator()] for key, o in
-                sweeps.items()]
-        return [compose("train", overrides=fixed + list(point)) for point in
-                itertools.product(*axes)]
+    grid = dict(compose_train(fixed, return_hydra_config=True).hydra.sweeper.params or {})
+    for override in parser.parse_overrides([f"{k}={v}" for k, v in grid.items()]):
+        sweeps.setdefault(override.get_key_element(), override)
+    axes = [[f"{key}={value}" for value in o.sweep_string_iterator()] for key, o in
+            sweeps.items()]
+    return [compose_train(fixed + list(point)) for point in itertools.product(*axes)]
 
 
-def sweep_run_directories(overrides: list[str], conf_dir: Path = CONF_DIR) -> list[Path]:
+def sweep_run_directories(overrides: list[str]) -> list[Path]:
     """The run directory of every point of the sweep, whether it has run yet or not."""
-    configs = sweep_configs(overrides, conf_dir)
+    configs = sweep_configs(overrides)
     fingerprints = {str(c.data.source): source_fingerprint(c.data.source) for c in configs}
     return [run_directory(c, fingerprints[str(c.data.source)]) for c in configs]

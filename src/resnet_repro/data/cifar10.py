@@ -8,6 +8,7 @@ batches on the training device.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytorch_lightning as pl
@@ -72,8 +73,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.splits: dict[str, TensorDataset] = {}
         self.pixel_mean: torch.Tensor | None = None
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
+        """The source's content hash, computed once: it keys the run and the cache alike."""
         return source_fingerprint(self.source)
 
     @property
@@ -84,7 +86,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data = load_source(self.source, self.cache_dir)
+        data = load_source(self.source, self.cache_dir, self.fingerprint)
         train_images, train_labels = data["train"]
         if self.val_split:
             order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(0))

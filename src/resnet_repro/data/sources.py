@@ -60,11 +60,15 @@ def source_fingerprint(source: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def load_source(source: str | os.PathLike, cache_dir: str | os.PathLike) -> dict:
+def load_source(
+    source: str | os.PathLike, cache_dir: str | os.PathLike, fingerprint: str | None = None
+) -> dict:
     """The whole data set as ``{"train": (images, labels), "test": (...), "classes": [...]}``,
-    images uint8 (N, 3, 32, 32), labels int64; decoded from the source only on a cache miss."""
+    images uint8 (N, 3, 32, 32), labels int64; decoded from the source only on a cache miss.
+    ``fingerprint`` is the source's, where the caller has it already."""
     cache_dir = Path(cache_dir)
-    cache_file = cache_dir / f"cifar10-{source_fingerprint(source)[:20]}.pt"
+    fingerprint = fingerprint or source_fingerprint(source)
+    cache_file = cache_dir / f"cifar10-{fingerprint[:20]}.pt"
     if cache_file.exists():
         return torch.load(cache_file)
     data = _read_official(cache_dir) if str(source) == OFFICIAL else _read_image_folder(source)

@@ -1,0 +1,16 @@
+"""Composing the project's Hydra config outside ``@hydra.main`` (analysis, bench, tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose_train(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """``conf/train.yaml`` with ``overrides``, as ``experiments/train.py`` would compose it."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=return_hydra_config)

@@ -66,7 +66,7 @@ def test_depth_that_is_not_6n_plus_2_is_refused(depth):
 
 def test_unknown_shortcut_is_refused():
     with pytest.raises(ValueError, match="shortcut"):
-        CifarResNet(20, shortcut="C")
+        CifarResNet(20, shortcut="D")
 
 
 def test_names_follow_the_paper():

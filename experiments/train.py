@@ -4,23 +4,55 @@
     python experiments/train.py -m experiment=fig1 profile=cpu data.source=path/to/cifar10.tar.gz
 
 In a sweep a failed or diverged run is recorded in its run.json and the others go on.
+
+Several devices: one run starts its DDP processes itself (``trainer.devices=4``); a sweep over
+several devices needs the processes started from outside, by torchrun or by SLURM (README).
 """
 
 import logging
+import os
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from resnet_repro.training.launch import RunFailed, train
 
 log = logging.getLogger("train")
 
 
+#: Set where torchrun or SLURM started the processes: Lightning then starts none itself.
+EXTERNAL_LAUNCH = ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "LOCAL_RANK")
+
+
+def device_count(devices) -> int:
+    """How many devices ``trainer.devices`` asks for; 1 where Lightning decides ("auto", -1)."""
+    if isinstance(devices, (list, ListConfig)):
+        return len(devices)
+    return int(devices) if str(devices).isdigit() else 1
+
+
+def check_multirun_devices(cfg: DictConfig) -> None:
+    """Lightning starts DDP processes by running the command line again, which in a multirun
+    would run the whole sweep again in each process: refuse that, naming the launchers that
+    work."""
+    devices = cfg.trainer.devices
+    several = device_count(devices) > 1 or cfg.trainer.get("num_nodes", 1) > 1
+    if several and not any(name in os.environ for name in EXTERNAL_LAUNCH):
+        raise SystemExit(
+            f"a sweep (-m) with trainer.devices={devices} needs its processes started from "
+            "outside: torchrun --standalone --nproc_per_node=N experiments/train.py -m ... "
+            "(one machine), or hydra/launcher=slurm (a cluster); or run the points one by one "
+            "without -m."
+        )
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        check_multirun_devices(cfg)
     try:
         train(cfg)
     except RunFailed as error:

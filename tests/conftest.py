@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from resnet_repro.data.tiny import write_image_folder
 
 CLASSES = [f"class{index}" for index in range(10)]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 26, 5
 
 
-def _image_bytes(rng: np.random.Generator, label: int) -> bytes:
-    """A 32x32 RGB image whose colour depends on its label, so a net can learn something."""
-    pixels = rng.integers(0, 60, (32, 32, 3)) + np.array([label * 20, 255 - label * 20, 100])
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
-
-
-def write_image_folder(root: Path, splits=(("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS))):
-    rng = np.random.default_rng(0)
-    for split, count in splits:
-        for label, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(count):
-                (folder / f"{index:04d}.jpg").write_bytes(_image_bytes(rng, label))
-    return root
+def write_cifar_folder(root: Path, splits=(("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS))):
+    return write_image_folder(root, dict(splits), CLASSES, (32, 32))
 
 
 def write_tar_gz(folder: Path, archive: Path) -> Path:
@@ -42,7 +26,7 @@ def write_tar_gz(folder: Path, archive: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> Path:
-    return write_image_folder(tmp_path_factory.mktemp("tiny") / "cifar")
+    return write_cifar_folder(tmp_path_factory.mktemp("tiny") / "cifar")
 
 
 @pytest.fixture

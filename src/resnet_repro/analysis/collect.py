@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
+#: Metrics logged once, by the final test (ImageNet's 10-crop test): summary column -> metric.
+FINAL_TESTS = {"top1_10crop": "val_10crop/err", "top5_10crop": "val_10crop/err5"}
 CURVE_COLUMNS = ["net", "depth", "shortcut", "seed", "iteration", "split", "error"]
 
 
@@ -36,6 +38,18 @@ def read_metrics(directory: Path) -> pd.DataFrame:
     curves["split"] = curves["split"].map(SPLITS)
     curves = curves.sort_values("attempt").drop_duplicates(["split", "iteration"], keep="last")
     return curves.sort_values(["split", "iteration"])[["iteration", "split", "error"]]
+
+
+def read_final_tests(directory: Path) -> dict[str, float]:
+    """The final test's metrics (``FINAL_TESTS``), from the latest attempt that logged them."""
+    found = {}
+    for path in sorted(Path(directory).glob("attempt-*/metrics.csv"),
+                       key=lambda p: int(p.parent.name.split("-")[1])):
+        metrics = pd.read_csv(path)
+        for column, metric in FINAL_TESTS.items():
+            if metric in metrics and metrics[metric].notna().any():
+                found[column] = float(metrics[metric].dropna().iloc[-1])
+    return {column: found.get(column, float("nan")) for column in FINAL_TESTS}
 
 
 def _describe(record: dict) -> dict:
@@ -78,6 +92,8 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "params": record.get("params"),
             "train_error": _final(curves, "train"),
             "test_error": _final(curves, "test"),
+            "val_error": _final(curves, "val"),
+            **read_final_tests(directory),
             "wall_seconds": record.get("wall_seconds"),
             "commit": attempts[-1].get("commit"),
             "dirty": attempts[-1].get("dirty"),

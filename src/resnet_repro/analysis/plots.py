@@ -12,12 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 SPLIT_LABELS = {"train": "training error (%)", "test": "test error (%)"}
+DEPTH_ORDER = [20, 32, 44, 56, 110, 1202, 18, 34, 50, 101, 152]
 
 
 def _colour(depth: int) -> str:
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    order = [20, 32, 44, 56, 110, 1202]
-    return palette[order.index(depth) if depth in order else hash(depth) % len(palette)]
+    return palette[DEPTH_ORDER.index(depth) % len(palette) if depth in DEPTH_ORDER
+                   else depth % len(palette)]
 
 
 def _nets(curves: pd.DataFrame) -> list[str]:
@@ -59,6 +60,23 @@ def plot_error_curves(curves: pd.DataFrame, title: str, y_max: float | None = No
     return figure
 
 
+def plot_panels(panels: dict[str, pd.DataFrame], title: str, y_max: float | None,
+                eval_split: str, train_style: dict, eval_style: dict):
+    """One panel per family of nets: each net's training and ``eval_split`` error curves."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), sharey=True)
+    for axis, (name, subset) in zip(axes, panels.items(), strict=True):
+        for net in _nets(subset):
+            draw_net(axis, subset, net, "train", **train_style)
+            draw_net(axis, subset, net, eval_split, label=net, **eval_style)
+        if subset.empty:
+            axis.text(0.5, 0.5, "not run", ha="center", va="center", transform=axis.transAxes)
+        axis.set_title(name)
+        _finish(axis, y_max, "error (%)")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def plot_family_panels(curves: pd.DataFrame, title: str, y_max: float | None = None):
     """Figure 6's layout: plain nets (left), ResNets up to 110 layers (middle), ResNet-110 and
     ResNet-1202 (right); dashed = training error, bold = test error."""
@@ -68,21 +86,21 @@ def plot_family_panels(curves: pd.DataFrame, title: str, y_max: float | None = N
         "ResNet": curves[~plain & (curves["depth"] <= 110)],
         "ResNet-110 and 1202": curves[~plain & curves["depth"].isin([110, 1202])],
     }
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
-    for axis, (name, subset) in zip(axes, panels.items(), strict=True):
-        for net in _nets(subset):
-            draw_net(axis, subset, net, "train", linestyle="--", linewidth=1)
-            draw_net(axis, subset, net, "test", label=net, linewidth=2.2)
-        if subset.empty:
-            axis.text(0.5, 0.5, "not run", ha="center", va="center", transform=axis.transAxes)
-        axis.set_title(name)
-        _finish(axis, y_max, "error (%)")
-    figure.suptitle(f"{title} (dashed: training error, bold: test error)")
-    figure.tight_layout()
-    return figure
+    return plot_panels(panels, f"{title} (dashed: training error, bold: test error)", y_max,
+                       "test", {"linestyle": "--", "linewidth": 1}, {"linewidth": 2.2})
 
 
-FIGURES = {"error_curves": plot_error_curves, "family_panels": plot_family_panels}
+def plot_imagenet_panels(curves: pd.DataFrame, title: str, y_max: float | None = None):
+    """Figure 4's layout: plain nets (left), ResNets (right); thin = training error, bold =
+    validation error of the center crops."""
+    plain = curves["shortcut"] == "none"
+    panels = {"plain": curves[plain], "ResNet": curves[~plain]}
+    return plot_panels(panels, f"{title} (thin: training error, bold: center-crop validation "
+                       "error)", y_max, "val", {"linewidth": 0.8}, {"linewidth": 2.2})
+
+
+FIGURES = {"error_curves": plot_error_curves, "family_panels": plot_family_panels,
+           "imagenet_panels": plot_imagenet_panels}
 
 
 def save_figure(figure, stem: Path) -> list[Path]:

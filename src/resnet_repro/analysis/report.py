@@ -10,7 +10,7 @@ import pandas as pd
 
 from resnet_repro.analysis.paper import FIGURE6_FINAL, PAPER_ITERATIONS
 from resnet_repro.analysis.plots import FIGURES, plot_layer_responses, save_figure
-from resnet_repro.analysis.tables import table6, table6_markdown
+from resnet_repro.analysis.tables import TABLES
 
 JPEG_NOTE = (
     "The data is the JPEG re-encoding of CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz), not "
@@ -29,13 +29,16 @@ def write_results(
     curves.to_csv(written["curves"], index=False)
     summary.to_csv(written["summary"], index=False)
     extra = []
-    if analysis.get("table6"):
-        table = table6(summary)
-        written["table6_csv"], written["table6_md"] = out_dir / "table6.csv", out_dir / "table6.md"
-        table.to_csv(written["table6_csv"], index=False)
-        written["table6_md"].write_text(table6_markdown(table))
-        extra += ["## Table 6: test error (%)", "", table6_markdown(table)]
-    title = f"{experiment}: CIFAR-10, profile {profile}"
+    for name in analysis.get("tables") or []:
+        spec = TABLES[name]
+        table = spec.build(summary)
+        markdown = spec.markdown(table)
+        written[f"{name}_csv"], written[f"{name}_md"] = out_dir / f"{name}.csv", \
+            out_dir / f"{name}.md"
+        table.to_csv(written[f"{name}_csv"], index=False)
+        written[f"{name}_md"].write_text(markdown)
+        extra += [f"## {spec.title}", "", markdown]
+    title = f"{experiment}: {analysis.get('dataset', 'CIFAR-10')}, profile {profile}"
     if responses is not None:
         written["responses"] = out_dir / "responses.csv"
         responses.to_csv(written["responses"], index=False)
@@ -72,14 +75,13 @@ def readme(
         "",
         "## Final errors (%)",
         "",
-        "Training error is the mean over the last logging window of training mini-batches; test "
-        "error is on the whole 10,000-image test set at the last iteration (never a best epoch).",
+        *_error_definitions(summary),
         "",
         _table(summary),
         "",
         "## What it shows",
         "",
-        *_findings(done),
+        *_findings(done, _eval_column(summary)),
         "",
         *extra,
         "",
@@ -132,7 +134,36 @@ def _dirty_note(summary: pd.DataFrame) -> str:
             "from that commit when the run was recorded (run.json: dirty)")
 
 
+def _is_imagenet(summary: pd.DataFrame) -> bool:
+    """ImageNet runs evaluate on a validation set only (CIFAR-10 runs on the test set)."""
+    return bool("val_error" in summary and summary["test_error"].isna().all()
+                and summary["val_error"].notna().any())
+
+
+def _eval_column(summary: pd.DataFrame) -> str:
+    return "val_error" if _is_imagenet(summary) else "test_error"
+
+
+def _error_definitions(summary: pd.DataFrame) -> list[str]:
+    training = ("Training error is the mean over the last logging window of training "
+                "mini-batches; ")
+    if _is_imagenet(summary):
+        return [training + "validation error is of the center crops of the whole validation "
+                "set at the last iteration; the 10-crop errors come from the test after the last "
+                "iteration (never a best epoch)."]
+    return [training + "test error is on the whole 10,000-image test set at the last "
+            "iteration (never a best epoch)."]
+
+
 def _table(summary: pd.DataFrame) -> str:
+    if _is_imagenet(summary):
+        rows = ["| net | params | iterations | training error | val. error (center crop) | "
+                "10-crop top-1 | 10-crop top-5 |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for run in summary.sort_values(["shortcut", "depth"]).itertuples():
+            rows.append(f"| {run.net} | {run.params:,} | {run.iterations} | "
+                        f"{run.train_error:.1f} | {run.val_error:.1f} | {run.top1_10crop:.1f} | "
+                        f"{run.top5_10crop:.1f} |")
+        return "\n".join(rows)
     rows = [
         "| net | params | iterations | training error | test error | paper at 64k (train / test) |",
         "|---|---:|---:|---:|---:|---|",
@@ -158,23 +189,24 @@ def _trend(errors: pd.Series) -> str:
     return "does not move monotonically with depth"
 
 
-def _findings(done: pd.DataFrame) -> list[str]:
+def _findings(done: pd.DataFrame, eval_column: str = "test_error") -> list[str]:
     """What the final errors show: the depth ordering within each family of nets (plain,
-    residual), and each residual net against its plain twin. Means over seeds."""
-    means = done.groupby(["shortcut", "depth"])[["train_error", "test_error"]].mean()
+    each shortcut option), and each residual net against its plain twin. Means over seeds."""
+    eval_name = "test" if eval_column == "test_error" else "validation"
+    means = done.groupby(["shortcut", "depth"])[["train_error", eval_column]].mean()
     lines = []
     for shortcut, family in means.groupby(level="shortcut"):
         family = family.droplevel("shortcut")
         if len(family) < 2:
             continue
         kind = "plain nets" if shortcut == "none" else f"ResNets (option {shortcut})"
-        train, test = family["train_error"], family["test_error"]
+        train, evaluated = family["train_error"], family[eval_column]
         trend = _trend(train)
         degradation = shortcut == "none" and trend.startswith("rises")
         lines.append(
             f"- {kind}, depth {', '.join(map(str, family.index))}: final training error "
-            f"{', '.join(f'{e:.1f}' for e in train)} %, test error "
-            f"{', '.join(f'{e:.1f}' for e in test)} %. Training error {trend}"
+            f"{', '.join(f'{e:.1f}' for e in train)} %, {eval_name} error "
+            f"{', '.join(f'{e:.1f}' for e in evaluated)} %. Training error {trend}"
             + (": the degradation problem." if degradation else ".")
         )
     for (shortcut, depth), residual in means.drop("none", level="shortcut",
@@ -185,8 +217,8 @@ def _findings(done: pd.DataFrame) -> list[str]:
         lower = (residual < plain).all()
         lines.append(
             f"- depth {depth}: ResNet (option {shortcut}) {residual.train_error:.1f} % training, "
-            f"{residual.test_error:.1f} % test error against plain {plain.train_error:.1f} % "
-            f"and {plain.test_error:.1f} %: "
+            f"{residual[eval_column]:.1f} % {eval_name} error against plain "
+            f"{plain.train_error:.1f} % and {plain[eval_column]:.1f} %: "
             + ("the shortcuts lower both." if lower else "the shortcuts do not lower both.")
         )
     return lines or ["- Fewer than two finished runs to compare."]

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from resnet_repro.training.module import DivergedError
 from resnet_repro.training.progress import IterationProgressBar
@@ -27,6 +28,8 @@ class RunFailed(RuntimeError):
 
 
 def train(cfg: DictConfig) -> RunRecord:
+    """Fit, then (where the data module has a test set, as ImageNet's 10-crop test) test;
+    save the final weights. Under DDP every process calls this; only the first one writes."""
     if cfg.get("seed") is None:
         raise ValueError("seed must be given explicitly (seed=0 is a seed like any other)")
     if cfg.get("threads") is not None:
@@ -43,11 +46,15 @@ def train(cfg: DictConfig) -> RunRecord:
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net)
     trainer = make_trainer(cfg, directory, record.attempt + 1)
+    record.writable = trainer.is_global_zero
     record.start(cfg, _describe(cfg, net, datamodule, fingerprint))
     last = directory / "checkpoints" / "last.ckpt"
     log.info("run %s: %s, seed %s, in %s", record.attempt, net.name, cfg.seed, directory)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
+        if trainer.global_step >= trainer.max_steps and is_overridden("test_dataloader",
+                                                                      datamodule):
+            trainer.test(module, datamodule=datamodule, verbose=False)
     except DivergedError as error:
         record.finish("diverged", trainer.global_step, str(error))
         raise RunFailed(f"{net.name} diverged: {error}") from error
@@ -60,7 +67,8 @@ def train(cfg: DictConfig) -> RunRecord:
     if trainer.global_step < trainer.max_steps:
         record.finish("interrupted", trainer.global_step)
         raise RunFailed(f"{net.name} stopped at iteration {trainer.global_step}; rerun to resume")
-    torch.save(net.state_dict(), directory / "model.pt")
+    if trainer.is_global_zero:
+        torch.save(net.state_dict(), directory / "model.pt")
     record.finish("done", trainer.global_step)
     return record
 

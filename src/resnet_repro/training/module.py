@@ -17,24 +17,36 @@ class DivergedError(RuntimeError):
 
 
 class ErrorWindow:
-    """Sums of loss and mistakes over a run of batches, kept on the device: reading it out is
-    the only host sync, once per window."""
+    """Sums of loss and mistakes (top-1, and top-5 with ``top5``) over a run of batches, kept
+    on the device: reading it out is the only host sync, once per window."""
 
-    def __init__(self):
+    def __init__(self, top5: bool = False):
+        self.top5 = top5
         self.loss_sum: torch.Tensor | float = 0.0
         self.wrong: torch.Tensor | int = 0
+        self.wrong5: torch.Tensor | int = 0
         self.count = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         self.loss_sum = self.loss_sum + loss.detach() * len(labels)
         self.wrong = self.wrong + (logits.argmax(dim=1) != labels).sum()
+        if self.top5:
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            self.wrong5 = self.wrong5 + (top != labels[:, None]).all(dim=1).sum()
         self.count += len(labels)
 
-    def pop(self) -> tuple[float, float]:
-        """(mean loss, error in percent) over the window, which starts anew."""
-        loss, error = float(self.loss_sum) / self.count, 100.0 * float(self.wrong) / self.count
-        self.__init__()
-        return loss, error
+    def pop(self, total: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[float, ...]:
+        """(mean loss, top-1 error %[, top-5 error %]) over the window, which starts anew.
+        ``total`` sums the window's counts over processes (DDP: every process has its shard)."""
+        device = self.wrong.device if isinstance(self.wrong, torch.Tensor) else None
+        sums = torch.stack([torch.as_tensor(value, dtype=torch.float64, device=device)
+                            for value in (self.loss_sum, self.wrong, self.wrong5, self.count)])
+        if total is not None:
+            sums = total(sums)
+        loss_sum, wrong, wrong5, count = sums.tolist()
+        self.__init__(self.top5)
+        errors = (100.0 * wrong / count, 100.0 * wrong5 / count)
+        return (loss_sum / count, *errors[: 2 if self.top5 else 1])
 
 
 class ImageClassifier(pl.LightningModule):
@@ -43,6 +55,11 @@ class ImageClassifier(pl.LightningModule):
     Every ``log_every`` iterations it logs ``train/err`` (percent, averaged over the training
     mini-batches of that window), ``train/loss`` and ``lr``; each evaluation logs ``<set>/err``
     in percent over the whole evaluation set (``test``, and ``val`` with a held-out split).
+    ``trainer.test`` logs ``<set>_10crop/err`` and ``err5`` (top-1 and top-5): with batches of
+    crops (B, crops, C, H, W) an image's logits are the mean over its crops. Under DDP the
+    counts are summed over processes before any error is computed.
+    A ``schedule`` with an ``observe(error)`` method (``PlateauSchedule``) is shown the
+    first evaluation set's error after each evaluation.
 
     ``compile`` holds ``torch.compile`` options, or ``None`` for eager execution;
     ``{"mode": "reduce-overhead"}`` also replays each step as a CUDA graph.
@@ -71,6 +88,7 @@ class ImageClassifier(pl.LightningModule):
             self.net.compile(**compile)  # in place: the state_dict keeps the net's own keys
         self.train_window = ErrorWindow()
         self.eval_windows: dict[int, ErrorWindow] = {}
+        self.test_window = ErrorWindow(top5=True)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.contiguous(memory_format=self.memory_format))
@@ -85,7 +103,7 @@ class ImageClassifier(pl.LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.global_step % self.log_every:
             return
-        loss, error = self.train_window.pop()
+        loss, error = self.train_window.pop(self._sum_over_processes)
         if not math.isfinite(loss):
             raise DivergedError(f"training loss is {loss} at iteration {self.global_step}")
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
@@ -108,11 +126,34 @@ class ImageClassifier(pl.LightningModule):
         window.add(F.cross_entropy(logits, labels), logits, labels)
 
     def on_validation_epoch_end(self) -> None:
-        names = getattr(self.trainer.datamodule, "eval_names", ["test"])
-        for index, window in sorted(self.eval_windows.items()):
-            _, error = window.pop()
-            self.log(f"{names[index]}/err", error, prog_bar=True)
+        names = self._eval_names()
+        errors = [window.pop(self._sum_over_processes)[1]
+                  for _, window in sorted(self.eval_windows.items())]
+        for name, error in zip(names, errors, strict=False):
+            self.log(f"{name}/err", error, prog_bar=True)
         self.eval_windows.clear()
+        observe = getattr(self.schedule, "observe", None)
+        if observe is not None and errors and not self.trainer.sanity_checking:
+            observe(errors[0])
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        images, labels = batch
+        if images.ndim == 5:  # several crops per image: average their logits
+            logits = self(images.flatten(0, 1)).unflatten(0, images.shape[:2]).mean(dim=1)
+        else:
+            logits = self(images)
+        self.test_window.add(F.cross_entropy(logits, labels), logits, labels)
+
+    def on_test_epoch_end(self) -> None:
+        _, top1, top5 = self.test_window.pop(self._sum_over_processes)
+        name = f"{self._eval_names()[0]}_10crop"
+        self.log_dict({f"{name}/err": top1, f"{name}/err5": top5})
+
+    def _eval_names(self) -> list[str]:
+        return getattr(self.trainer.datamodule, "eval_names", ["test"])
+
+    def _sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self._parameter_groups())

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 IDENTITY_NODES = ("model", "data", "module", "trainer", "seed")
 #: Keys inside them that change where or how fast a run goes, not what it computes.
 NOT_IDENTITY = {
-    "data": ("source", "cache_dir", "eval_batch_size", "on_device"),
+    "data": ("source", "cache_dir", "eval_batch_size", "on_device", "num_workers", "pin_memory"),
     "module": ("compile",),
     "trainer": (
         "accelerator", "devices", "num_nodes", "strategy", "enable_progress_bar",
@@ -92,10 +92,11 @@ def hardware() -> dict:
 
 
 class RunRecord:
-    """``run.json`` of one run directory: created at the first start, updated at each end."""
+    """``run.json`` of one run directory: created at the first start, updated at each end.
+    Under DDP only the first process writes (``writable``); the others keep it in memory."""
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    def __init__(self, directory: Path, writable: bool = True):
+        self.directory, self.writable = Path(directory), writable
         self.path = self.directory / "run.json"
         self.data: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
 
@@ -110,8 +111,9 @@ class RunRecord:
 
     def start(self, cfg: DictConfig, info: dict) -> None:
         """Record a (re)start: the config, what describes the run, and a new attempt."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, self.directory / "config.yaml", resolve=True)
+        if self.writable:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, self.directory / "config.yaml", resolve=True)
         self.data.update(info, status="running")
         self.data.setdefault("attempts", []).append(
             {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **git_commit(), **hardware()}
@@ -136,6 +138,8 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
+        if not self.writable:
+            return
         partial = self.path.with_suffix(".tmp")
         partial.write_text(json.dumps(self.data, indent=2))
         partial.replace(self.path)

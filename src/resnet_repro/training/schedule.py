@@ -42,3 +42,31 @@ class StepSchedule:
             progress = iteration / self.warmup_iters
             return decay * (self.warmup_start + (1 - self.warmup_start) * progress)
         return decay
+
+
+class PlateauSchedule:
+    """The paper's ImageNet schedule: the base rate divided by ``1/gamma`` when the validation
+    error plateaus, judged as no improvement of at least ``threshold`` points over the best for
+    ``patience`` evaluations in a row; at most ``max_reductions`` times. The training module
+    calls ``observe`` after each evaluation; the state is saved in checkpoints with the
+    scheduler (``LambdaLR`` keeps a callable object's attributes).
+    """
+
+    def __init__(self, patience: int = 8, threshold: float = 0.2, gamma: float = 0.1,
+                 max_reductions: int = 3):
+        self.patience, self.threshold, self.gamma = patience, threshold, gamma
+        self.max_reductions = max_reductions
+        self.factor, self.best, self.waited, self.reductions = 1.0, float("inf"), 0, 0
+
+    def observe(self, error: float) -> None:
+        if error < self.best - self.threshold:
+            self.best, self.waited = error, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience and self.reductions < self.max_reductions:
+            self.factor *= self.gamma
+            self.reductions += 1
+            self.best, self.waited = min(self.best, error), 0
+
+    def __call__(self, iteration: int) -> float:
+        return self.factor

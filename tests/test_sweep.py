@@ -45,6 +45,8 @@ def test_experiment_carries_its_own_grid(tiny_archive):
         ["experiment=fig1", "model.depth=20,32,44", f"data.source={tiny_archive}"]
     )
     assert [c.model.depth for c in wider] == [20, 32, 44]
+    one_seed = sweep_configs(["experiment=table6", "model.depth=20,56", "seed=0"])
+    assert [(c.model.depth, c.seed) for c in one_seed] == [(20, 0), (56, 0)]
 
 
 def test_sweep_writes_one_finished_run_per_point(fig1_sweep):

@@ -16,15 +16,19 @@ from resnet_repro.training.runs import run_directory
 
 def sweep_configs(overrides: list[str]) -> list[DictConfig]:
     """One composed config per point of the sweep that ``train.py -m <overrides>`` runs: the
-    experiment's own grid (``hydra.sweeper.params``), with comma lists in ``overrides`` taking
-    precedence key by key, as Hydra's basic sweeper does."""
+    experiment's own grid (``hydra.sweeper.params``), with ``overrides`` taking precedence key
+    by key, as in Hydra's basic sweeper: a comma list replaces the grid's axis, and a single
+    value (``seed=0``) fixes it (Hydra then runs that one point per duplicate, which the run
+    directories skip)."""
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     sweeps = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
     grid = dict(compose_train(fixed, return_hydra_config=True).hydra.sweeper.params or {})
+    fixed_keys = {o.get_key_element() for o in parsed if not o.is_sweep_override()}
     for override in parser.parse_overrides([f"{k}={v}" for k, v in grid.items()]):
-        sweeps.setdefault(override.get_key_element(), override)
+        if override.get_key_element() not in fixed_keys:
+            sweeps.setdefault(override.get_key_element(), override)
     axes = [[f"{key}={value}" for value in o.sweep_string_iterator()] for key, o in
             sweeps.items()]
     return [compose_train(fixed + list(point)) for point in itertools.product(*axes)]

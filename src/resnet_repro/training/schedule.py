@@ -9,7 +9,8 @@ class StepSchedule:
     """The paper's schedule: the base rate divided by ``1/gamma`` at each milestone.
 
     With ``warmup_iters`` > 0 the factor first rises linearly from ``warmup_start`` to 1 over
-    that many iterations (a smooth ramp, not the paper's step; see ``conf/profile/cpu.yaml``).
+    that many iterations (a smooth ramp, not the paper's step; see
+    ``conf/protocol/cifar10/cpu.yaml``).
     With ``warmup_gate`` < 1 the factor is multiplied by it until ``release()`` is called: the
     paper's ResNet-110 warm-up (0.01 = 0.1 x 0.1 until training error falls below 80 %), which
     the training module releases; the flag is saved in checkpoints with the scheduler.

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         layer_responses = responses(directories, test_images(config))
     written = write_results(experiment, config.profile_name, analysis, curves, summary, out_dir,
                             command, layer_responses)
-    print(summary[["net", "seed", "status", "train_error", "test_error", "wall_seconds"]]
+    errors = [c for c in ("test_error", "val_error", "top1_10crop") if summary[c].notna().any()]
+    print(summary[["net", "seed", "status", "train_error", *errors, "wall_seconds"]]
           .to_string(index=False))
     print("wrote", ", ".join(str(path) for path in written.values()))
     return 0

@@ -7,10 +7,10 @@ import itertools
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from resnet_repro.config import compose_train
-from resnet_repro.data.sources import source_fingerprint
 from resnet_repro.training.runs import run_directory
 
 
@@ -37,5 +37,10 @@ def sweep_configs(overrides: list[str]) -> list[DictConfig]:
 def sweep_run_directories(overrides: list[str]) -> list[Path]:
     """The run directory of every point of the sweep, whether it has run yet or not."""
     configs = sweep_configs(overrides)
-    fingerprints = {str(c.data.source): source_fingerprint(c.data.source) for c in configs}
-    return [run_directory(c, fingerprints[str(c.data.source)]) for c in configs]
+    fingerprints = {}
+    for config in configs:
+        data = (config.data._target_, str(config.data.source))
+        if data not in fingerprints:  # the data module's own: content or listing hash
+            fingerprints[data] = instantiate(config.data, seed=config.seed).fingerprint
+    return [run_directory(c, fingerprints[(c.data._target_, str(c.data.source))])
+            for c in configs]

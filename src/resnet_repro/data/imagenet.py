@@ -6,7 +6,10 @@ JPEG files are decoded with torchvision.io in the loader's worker processes, whi
 crop each image (``imagenet_transforms``) and hand uint8 crops to pinned memory; flip, colour
 augmentation and mean subtraction then run on whole batches on the training device. Under DDP
 every process loads its own disjoint shard of each epoch, ``batch_size / world_size`` images
-per step, so that the batch is ``batch_size`` in total (256 in the paper).
+per step, so that the batch is ``batch_size`` in total (256 in the paper). The validation set
+is sharded too; where its size does not divide by the number of processes, PyTorch's
+``DistributedSampler`` repeats a few images to even the shards (none for 50,000 images on 2, 4,
+8, 16 or 32 processes).
 """
 
 from __future__ import annotations

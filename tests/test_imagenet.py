@@ -185,6 +185,23 @@ def test_ddp_on_two_cpu_processes_trains_on_disjoint_shards(tiny_imagenet, tmp_p
     assert ranks[0]["checksum"] == ranks[1]["checksum"]  # gradients were averaged
 
 
+def test_ddp_run_through_the_entry_point_is_recorded_once(tiny_imagenet, tmp_path):
+    subprocess.run(
+        [sys.executable, "experiments/train.py", "experiment=fig4", "profile=smoke",
+         "model.depth=18", f"data.source={tiny_imagenet}", f"data.cache_dir={tmp_path / 'c'}",
+         f"paths.runs={tmp_path / 'runs'}", "trainer.accelerator=cpu", "trainer.devices=2",
+         "trainer.strategy=ddp", "trainer.enable_progress_bar=false",
+         f"hydra.run.dir={tmp_path / 'hydra'}"],
+        check=True, cwd=ROOT, capture_output=True, timeout=600,
+    )
+    [run] = (tmp_path / "runs").iterdir()
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "done" and len(record["attempts"]) == 1
+    assert [p.parent.name for p in run.glob("attempt-*/metrics.csv")] == ["attempt-0"]
+    metrics = pd.read_csv(run / "attempt-0" / "metrics.csv")
+    assert metrics["val_10crop/err"].notna().sum() == 1 and (run / "model.pt").exists()
+
+
 def test_smoke_fig4_sweep_writes_runs_a_figure_and_table2(tiny_imagenet, tmp_path):
     overrides = ["experiment=fig4", "profile=smoke", f"data.source={tiny_imagenet}",
                  f"data.cache_dir={tmp_path / 'cache'}", f"paths.runs={tmp_path / 'runs'}",

@@ -11,7 +11,7 @@ from resnet_repro.analysis.collect import read_metrics
 from resnet_repro.config import compose_train
 from resnet_repro.training import ImageClassifier
 from resnet_repro.training.launch import RunFailed, train
-from resnet_repro.training.runs import run_key
+from resnet_repro.training.runs import RunRecord, run_key
 
 
 def make_config(*overrides: str):
@@ -95,3 +95,10 @@ def test_slurm_launcher_config_composes_to_submitit():
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher." \
                                 "SlurmLauncher"
     assert launcher.gpus_per_node == 1 and launcher.timeout_min == 720
+
+
+def test_only_the_first_ddp_process_writes_the_run_record(tmp_path):
+    follower = RunRecord(tmp_path / "run", writable=False)
+    follower.start(make_config(), {"net": "resnet-20"})
+    follower.finish("done", 20)
+    assert follower.status == "done" and not (tmp_path / "run").exists()

@@ -21,6 +21,8 @@ from resnet_repro.training.runs import RunRecord, run_directory
 log = logging.getLogger(__name__)
 # The data set sits in memory as tensors and a batch is one index: workers would only add cost.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Under DDP the module sums its error counts over the processes before logging (ErrorWindow).
+warnings.filterwarnings("ignore", ".*sync_dist=True.*")
 
 
 class RunFailed(RuntimeError):

@@ -110,6 +110,13 @@ def test_each_epoch_is_a_new_shuffle_and_ranks_get_disjoint_shares(tiny_archive,
     assert not shares[0] & shares[1] and len(shares[0]) == 50
 
 
+def test_under_ddp_each_process_draws_its_share_of_the_total_batch(tiny_archive, tmp_path):
+    datamodule = make_datamodule(tiny_archive, tmp_path)
+    datamodule.trainer = type("Trainer", (), {"global_rank": 1, "world_size": 2})()
+    images, _ = next(iter(datamodule.train_dataloader()))
+    assert len(images) == datamodule.batch_size // 2
+
+
 def test_val_split_holds_out_part_of_the_training_set(tiny_archive, tmp_path, monkeypatch):
     monkeypatch.setattr("resnet_repro.data.cifar10.VAL_SIZE", 50)
     datamodule = make_datamodule(tiny_archive, tmp_path, val_split=True)

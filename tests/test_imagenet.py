@@ -12,6 +12,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from resnet_repro.data import DataSourceError, ImageNetDataModule
+from resnet_repro.data.distributed import batch_share
 from resnet_repro.data.imagenet_transforms import (
     CenterCrop,
     RandomScaleCrop,
@@ -132,11 +133,10 @@ def test_missing_folder_and_unequal_classes_are_explained(tiny_imagenet, tmp_pat
         make_datamodule(odd, tmp_path).setup()
 
 
-def test_total_batch_must_split_over_the_processes(tiny_imagenet, tmp_path):
-    datamodule = make_datamodule(tiny_imagenet, tmp_path, batch_size=10)
-    datamodule.trainer = type("T", (), {"global_rank": 0, "world_size": 4})()
+def test_total_batch_is_shared_among_the_processes():
+    assert batch_share(256, 8) == 32
     with pytest.raises(ValueError, match="batch_size=10.*4 processes"):
-        datamodule.device_batch_size()
+        batch_share(10, 4)
 
 
 class FirstPixels(nn.Module):

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from resnet_repro.data.augment import random_crop_flip
+from resnet_repro.data.distributed import batch_share, rank_and_world_size
 from resnet_repro.data.sources import load_source, source_fingerprint
 
 VAL_SIZE = 5000
@@ -110,12 +111,10 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.pixel_mean = self.pixel_mean.to(device)
 
     def train_dataloader(self) -> DataLoader:
-        rank, world_size = 0, 1
-        if self.trainer is not None:
-            rank, world_size = self.trainer.global_rank, self.trainer.world_size
-        sampler = RandomBatches(
-            len(self.splits["train"]), self.batch_size, self.seed, rank, world_size, self.device
-        )
+        """Under DDP each process draws its share of the total ``batch_size``."""
+        rank, world_size = rank_and_world_size(self.trainer)
+        sampler = RandomBatches(len(self.splits["train"]), batch_share(self.batch_size, world_size),
+                                self.seed, rank, world_size, self.device)
         return DataLoader(self.splits["train"], sampler=sampler, batch_size=None)
 
     def val_dataloader(self) -> list[DataLoader]:

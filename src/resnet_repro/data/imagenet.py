@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 from torchvision.io import ImageReadMode, decode_image, read_file
 
+from resnet_repro.data.distributed import batch_share, rank_and_world_size
 from resnet_repro.data.imagenet_transforms import (
     CenterCrop,
     RandomScaleCrop,
@@ -159,22 +160,9 @@ class ImageNetDataModule(pl.LightningDataModule):
     def center_crop(self) -> CenterCrop:
         return CenterCrop(self.test_size, self.crop_size)
 
-    def _rank(self) -> tuple[int, int]:
-        if self.trainer is None:
-            return 0, 1
-        return self.trainer.global_rank, self.trainer.world_size
-
-    def device_batch_size(self) -> int:
-        """This process's share of the total ``batch_size``."""
-        _, world_size = self._rank()
-        if self.batch_size % world_size:
-            raise ValueError(f"data.batch_size={self.batch_size} (the total over all devices) "
-                             f"does not split evenly over {world_size} processes")
-        return self.batch_size // world_size
-
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False,
                 drop_last: bool = False) -> DataLoader:
-        rank, world_size = self._rank()
+        rank, world_size = rank_and_world_size(self.trainer)
         sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                      shuffle=shuffle, seed=self.seed, drop_last=drop_last)
         return DataLoader(
@@ -187,7 +175,8 @@ class ImageNetDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         transform = RandomScaleCrop(*self.scale, crop=self.crop_size)
         return self._loader(ImageFiles(self.samples["train"], transform),
-                            self.device_batch_size(), shuffle=True, drop_last=True)
+                            batch_share(self.batch_size, rank_and_world_size(self.trainer)[1]),
+                            shuffle=True, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(ImageFiles(self.samples["val"], self.center_crop),

@@ -152,8 +152,30 @@ def test_ten_crop_test_averages_the_crops_logits():
     crops[0, :9, 0, 0, 0] = 1.0     # nine crops vote for class 0, weakly
     crops[0, 9, 0, 0, 1] = 100.0    # one crop is sure of class 1
     module.test_step((crops, torch.tensor([1])), 0)
-    loss, top1, top5 = module.test_window.pop()
+    loss, top1, top5 = module.test_windows[0].pop()
     assert top1 == 0.0 and top5 == 0.0  # the mean logits (0.9, 10) pick class 1
+
+
+def test_multiscale_test_averages_over_scales_and_mirror_images():
+    module = ImageClassifier(FirstPixels(), optimizer=None, schedule=None, channels_last=False)
+    small, large = torch.zeros(1, 3, 4, 6), torch.zeros(1, 3, 8, 12)
+    small[0, 0, 0, 0] = 1.0       # class 0 at the small scale, not in its mirror image
+    large[0, 0, 0, -2] = 10.0     # class 1 only in the large scale's mirror image
+    module.test_step(([small, large], torch.tensor([1])), 0, dataloader_idx=1)
+    _, top1, _ = module.test_windows[1].pop()
+    assert top1 == 0.0  # mean logits (0.25, 2.5) pick class 1
+
+
+def test_multiscale_loader_gives_whole_images_at_each_scale(tiny_imagenet, tmp_path):
+    datamodule = make_datamodule(tiny_imagenet, tmp_path, test_scales=[32, 48])
+    datamodule.setup()
+    ten_crop, multiscale = datamodule.test_dataloader()
+    assert datamodule.test_names == ["val_10crop", "val_multiscale"]
+    images, labels = next(iter(multiscale))
+    assert [min(image.shape[-2:]) for image in images] == [32, 48] and len(labels) == 1
+    assert images[1].shape == (1, 3, 48, 64)  # 120 x 90 keeps its aspect ratio
+    prepared = datamodule.prepare(images, training=False)
+    assert [p.shape for p in prepared] == [i.shape for i in images]
 
 
 def test_plateau_schedule_divides_by_ten_after_patience_and_is_checkpointed():

@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
-#: Metrics logged once, by the final test (ImageNet's 10-crop test): summary column -> metric.
-FINAL_TESTS = {"top1_10crop": "val_10crop/err", "top5_10crop": "val_10crop/err5"}
+#: Metrics logged once, by the final tests (ImageNet's 10-crop and multi-scale tests):
+#: summary column -> metric.
+FINAL_TESTS = {"top1_10crop": "val_10crop/err", "top5_10crop": "val_10crop/err5",
+               "top1_multiscale": "val_multiscale/err", "top5_multiscale": "val_multiscale/err5"}
 CURVE_COLUMNS = ["net", "depth", "shortcut", "seed", "iteration", "split", "error"]
 
 

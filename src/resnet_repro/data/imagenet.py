@@ -29,6 +29,7 @@ from resnet_repro.data.distributed import batch_share, rank_and_world_size
 from resnet_repro.data.imagenet_transforms import (
     CenterCrop,
     RandomScaleCrop,
+    Scales,
     TenCrop,
     pca_lighting,
     random_flip,
@@ -89,7 +90,9 @@ def listing_fingerprint(source: str | os.PathLike) -> str:
 class ImageNetDataModule(pl.LightningDataModule):
     """Training on ``train/`` with the paper's augmentation; evaluation on ``val/``: center
     crops during training (``val/err``), the 10-crop test at the end (``trainer.test``:
-    ``test10/err`` top-1 and ``test10/err5`` top-5).
+    ``val_10crop/err`` top-1 and ``err5`` top-5) and, with ``test_scales``, the fully
+    convolutional multi-scale test too (``val_multiscale/...``, one image per batch; the
+    per-pixel mean, made for 224 crops, is applied as its average colour).
 
     The per-pixel mean is the mean of the center crops of up to ``mean_images`` training
     images (spread evenly over the set), computed once and cached by the data's fingerprint.
@@ -110,6 +113,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         test_size: int = 256,
         lighting_std: float = 0.1,
         mean_images: int = 10000,
+        test_scales: list[int] | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -118,7 +122,9 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.scale, self.crop_size, self.test_size = tuple(scale), crop_size, test_size
         self.lighting_std, self.mean_images, self.seed = lighting_std, mean_images, seed
+        self.test_scales = list(test_scales) if test_scales else None
         self.eval_names = ["val"]
+        self.test_names = ["val_10crop"] + (["val_multiscale"] if self.test_scales else [])
         self.samples: dict[str, list[tuple[str, int]]] = {}
         self.classes: list[str] = []
         self.pixel_mean: torch.Tensor | None = None
@@ -182,17 +188,26 @@ class ImageNetDataModule(pl.LightningDataModule):
         return self._loader(ImageFiles(self.samples["val"], self.center_crop),
                             self.eval_batch_size)
 
-    def test_dataloader(self) -> DataLoader:
-        """The 10-crop test: batches of (B, 10, C, H, W)."""
-        transform = TenCrop(self.test_size, self.crop_size)
-        return self._loader(ImageFiles(self.samples["val"], transform),
-                            max(1, self.eval_batch_size // 10))
+    def test_dataloader(self) -> list[DataLoader]:
+        """The 10-crop test, batches of (B, 10, C, H, W); with ``test_scales``, the multi-scale
+        test, batches of one image as a list of (1, C, H, W), one per scale."""
+        ten_crop = TenCrop(self.test_size, self.crop_size)
+        loaders = [self._loader(ImageFiles(self.samples["val"], ten_crop),
+                                max(1, self.eval_batch_size // 10))]
+        if self.test_scales:
+            loaders.append(self._loader(ImageFiles(self.samples["val"], Scales(self.test_scales)),
+                                        1))
+        return loaders
 
-    def prepare(self, images: torch.Tensor, training: bool) -> torch.Tensor:
+    def prepare(self, images: torch.Tensor | list[torch.Tensor],
+                training: bool) -> torch.Tensor | list[torch.Tensor]:
         """uint8 crops to floats in [0, 1] less the per-pixel mean; flipped and colour-shifted
-        for training."""
-        if self.pixel_mean.device != images.device:
-            self.pixel_mean = self.pixel_mean.to(images.device)
+        for training. Whole images at several scales less the mean's average colour."""
+        if self.pixel_mean.device != images[0].device:
+            self.pixel_mean = self.pixel_mean.to(images[0].device)
+        if isinstance(images, list):
+            colour = self.pixel_mean.mean(dim=(1, 2), keepdim=True)
+            return [image.float().div_(255) - colour for image in images]
         images = images.float().div_(255)
         if training:
             images = pca_lighting(random_flip(images), self.lighting_std)

@@ -5,6 +5,8 @@ Per image, in the loader's worker processes (sizes differ until cropped), on uin
     center     shorter side 256, the 224 x 224 center crop (the curves of Figure 4)
     ten_crop   shorter side 256, the four corner and the center crops and their mirror images
                (the 10-crop test of Tables 2 and 3)
+    scales     the whole image at several sizes of its shorter side (224, 256, 384, 480, 640):
+               the fully convolutional multi-scale test of the paper's best results
 Per batch, on the training device: a random horizontal flip, AlexNet's PCA colour
 augmentation, and the per-pixel mean subtracted (``normalize``).
 """
@@ -55,6 +57,16 @@ class TenCrop(CenterCrop):
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         return torch.stack(TF.ten_crop(TF.resize(image, self.size, antialias=True), self.crop))
+
+
+class Scales:
+    """The whole image with its shorter side resized to each of ``sizes``: a list of tensors."""
+
+    def __init__(self, sizes: list[int]):
+        self.sizes = list(sizes)
+
+    def __call__(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return [TF.resize(image, size, antialias=True) for size in self.sizes]
 
 
 def random_flip(images: torch.Tensor) -> torch.Tensor:

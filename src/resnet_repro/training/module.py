@@ -55,9 +55,11 @@ class ImageClassifier(pl.LightningModule):
     Every ``log_every`` iterations it logs ``train/err`` (percent, averaged over the training
     mini-batches of that window), ``train/loss`` and ``lr``; each evaluation logs ``<set>/err``
     in percent over the whole evaluation set (``test``, and ``val`` with a held-out split).
-    ``trainer.test`` logs ``<set>_10crop/err`` and ``err5`` (top-1 and top-5): with batches of
-    crops (B, crops, C, H, W) an image's logits are the mean over its crops. Under DDP the
-    counts are summed over processes before any error is computed.
+    ``trainer.test`` logs ``<name>/err`` and ``err5`` (top-1 and top-5) for each test loader,
+    named by the data module's ``test_names``: with batches of crops (B, crops, C, H, W) an
+    image's logits are the mean over its crops; with a list of whole images at several scales
+    (fully convolutional testing), the mean over the scales and their mirror images. Under DDP
+    the counts are summed over processes before any error is computed.
     A ``schedule`` with an ``observe(error)`` method (``PlateauSchedule``) is shown the
     first evaluation set's error after each evaluation.
 
@@ -88,7 +90,7 @@ class ImageClassifier(pl.LightningModule):
             self.net.compile(**compile)  # in place: the state_dict keeps the net's own keys
         self.train_window = ErrorWindow()
         self.eval_windows: dict[int, ErrorWindow] = {}
-        self.test_window = ErrorWindow(top5=True)
+        self.test_windows: dict[int, ErrorWindow] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.contiguous(memory_format=self.memory_format))
@@ -136,18 +138,23 @@ class ImageClassifier(pl.LightningModule):
         if observe is not None and errors and not self.trainer.sanity_checking:
             observe(errors[0])
 
-    def test_step(self, batch, batch_idx: int) -> None:
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
-        if images.ndim == 5:  # several crops per image: average their logits
+        if isinstance(images, (list, tuple)):  # whole images at several scales, and mirrored
+            logits = torch.stack([(self(x) + self(x.flip(-1))) / 2 for x in images]).mean(dim=0)
+        elif images.ndim == 5:  # several crops per image: average their logits
             logits = self(images.flatten(0, 1)).unflatten(0, images.shape[:2]).mean(dim=1)
         else:
             logits = self(images)
-        self.test_window.add(F.cross_entropy(logits, labels), logits, labels)
+        window = self.test_windows.setdefault(dataloader_idx, ErrorWindow(top5=True))
+        window.add(F.cross_entropy(logits, labels), logits, labels)
 
     def on_test_epoch_end(self) -> None:
-        _, top1, top5 = self.test_window.pop(self._sum_over_processes)
-        name = f"{self._eval_names()[0]}_10crop"
-        self.log_dict({f"{name}/err": top1, f"{name}/err5": top5})
+        names = getattr(self.trainer.datamodule, "test_names", ["test"])
+        for index, window in sorted(self.test_windows.items()):
+            _, top1, top5 = window.pop(self._sum_over_processes)
+            self.log_dict({f"{names[index]}/err": top1, f"{names[index]}/err5": top5})
+        self.test_windows.clear()
 
     def _eval_names(self) -> list[str]:
         return getattr(self.trainer.datamodule, "eval_names", ["test"])

@@ -114,7 +114,7 @@ def test_loaders_give_uint8_crops_and_prepare_centres_them(tiny_imagenet, tmp_pa
     images, labels = next(iter(datamodule.train_dataloader()))
     assert images.shape == (8, 3, 32, 32) and images.dtype == torch.uint8
     assert labels.dtype == torch.int64 and set(labels.tolist()) <= {0, 1, 2, 3}
-    test_images, _ = next(iter(datamodule.test_dataloader()))
+    test_images, _ = next(iter(datamodule.test_dataloader()[0]))
     assert test_images.shape == (1, 10, 3, 32, 32)
     evaluated = datamodule.prepare(images, training=False)
     assert torch.allclose(evaluated, images.float() / 255 - datamodule.pixel_mean)

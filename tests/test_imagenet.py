@@ -124,6 +124,15 @@ def test_loaders_give_uint8_crops_and_prepare_centres_them(tiny_imagenet, tmp_pa
     assert trained.shape == evaluated.shape and not torch.allclose(trained, evaluated)
 
 
+def test_every_ddp_process_computes_the_same_whole_pixel_mean(tiny_imagenet, tmp_path):
+    alone = make_datamodule(tiny_imagenet, tmp_path / "alone")
+    alone.setup()
+    second = make_datamodule(tiny_imagenet, tmp_path / "second")
+    second.trainer = type("Trainer", (), {"global_rank": 1, "world_size": 2})()
+    second.setup()
+    assert torch.allclose(alone.pixel_mean, second.pixel_mean)
+
+
 def test_missing_folder_and_unequal_classes_are_explained(tiny_imagenet, tmp_path):
     with pytest.raises(DataSourceError, match="does not exist.*data.source="):
         make_datamodule(tmp_path / "nowhere", tmp_path).setup()

@@ -153,7 +153,9 @@ class ImageNetDataModule(pl.LightningDataModule):
         step = max(1, len(samples) // self.mean_images)
         subset = ImageFiles(samples[::step][: self.mean_images], self.center_crop)
         total = torch.zeros(3, self.crop_size, self.crop_size, dtype=torch.float64)
-        for images, _ in self._loader(subset, self.eval_batch_size):
+        # every process reads the whole subset (no shard), so all share one mean
+        loader = DataLoader(subset, batch_size=self.eval_batch_size, num_workers=self.num_workers)
+        for images, _ in loader:
             total += images.double().div_(255).sum(dim=0)
         mean = (total / len(subset)).float()
         self.cache_dir.mkdir(parents=True, exist_ok=True)

@@ -75,13 +75,24 @@ def list_split(source: Path, split: str) -> tuple[list[tuple[str, int]], list[st
     return samples, classes
 
 
-def listing_fingerprint(source: str | os.PathLike) -> str:
-    """A hash of every image's relative path and size: hashing ImageNet's 150 GB of content at
-    each start would take longer than it is worth, and a changed file nearly always changes size."""
+def list_source(source: Path) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
+    """Every split's (path, label) samples, and the class names, which all splits must share."""
+    samples, classes = {}, None
+    for split in SPLITS:
+        samples[split], split_classes = list_split(source, split)
+        if classes is not None and split_classes != classes:
+            raise DataSourceError(f"{source}: train/ and val/ hold different classes")
+        classes = split_classes
+    return samples, classes
+
+
+def listing_fingerprint(source: Path, samples: dict[str, list[tuple[str, int]]]) -> str:
+    """A hash of every image's relative path, size and label: hashing ImageNet's 150 GB of
+    content at each start would take longer than it is worth, and a changed file nearly always
+    changes size."""
     digest = hashlib.sha256()
     for split in SPLITS:
-        samples, _ = list_split(Path(source), split)
-        for path, label in samples:
+        for path, label in samples[split]:
             relative = os.path.relpath(path, source)
             digest.update(f"{relative}\0{os.path.getsize(path)}\0{label}\n".encode())
     return digest.hexdigest()
@@ -125,23 +136,28 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.test_scales = list(test_scales) if test_scales else None
         self.eval_names = ["val"]
         self.test_names = ["val_10crop"] + (["val_multiscale"] if self.test_scales else [])
-        self.samples: dict[str, list[tuple[str, int]]] = {}
-        self.classes: list[str] = []
         self.pixel_mean: torch.Tensor | None = None
 
     @functools.cached_property
+    def _listing(self) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
+        """The folders are listed once, for the fingerprint and the loaders alike."""
+        return list_source(self.source)
+
+    @property
+    def samples(self) -> dict[str, list[tuple[str, int]]]:
+        return self._listing[0]
+
+    @property
+    def classes(self) -> list[str]:
+        return self._listing[1]
+
+    @functools.cached_property
     def fingerprint(self) -> str:
-        return listing_fingerprint(self.source)
+        return listing_fingerprint(self.source, self.samples)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.samples:
-            return
-        for split in SPLITS:
-            self.samples[split], classes = list_split(self.source, split)
-            if self.classes and classes != self.classes:
-                raise DataSourceError(f"{self.source}: train/ and val/ hold different classes")
-            self.classes = classes
-        self.pixel_mean = self._pixel_mean()
+        if self.pixel_mean is None:
+            self.pixel_mean = self._pixel_mean()
 
     def _pixel_mean(self) -> torch.Tensor:
         cache_file = self.cache_dir / (

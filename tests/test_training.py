@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resnet_repro.analysis.collect import read_metrics
+from resnet_repro.analysis.collect import curves_of, read_attempts
 from resnet_repro.config import compose_train
 from resnet_repro.training import ImageClassifier
 from resnet_repro.training.launch import RunFailed, train
@@ -66,7 +66,7 @@ def test_crashed_run_is_recorded_and_a_rerun_resumes_with_the_whole_curve(
     assert record["status"] == "done" and len(record["attempts"]) == 2
     assert record["attempts"][1]["iterations"] == 20
     assert pd.read_csv(directory / "attempt-1" / "metrics.csv")["step"].min() >= 10
-    curves = read_metrics(directory)
+    curves = curves_of(read_attempts(directory))
     assert list(curves[curves.split == "train"].iteration) == [5, 10, 15, 20]
     assert list(curves[curves.split == "test"].iteration) == [10, 20]
 

@@ -20,14 +20,18 @@ def read_record(directory: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def read_metrics(directory: Path) -> pd.DataFrame:
+def read_attempts(directory: Path) -> list[pd.DataFrame]:
+    """Each attempt's metrics.csv, in the order of the attempts."""
+    paths = sorted(Path(directory).glob("attempt-*/metrics.csv"),
+                   key=lambda p: int(p.parent.name.split("-")[1]))
+    return [pd.read_csv(path) for path in paths]
+
+
+def curves_of(attempts: list[pd.DataFrame]) -> pd.DataFrame:
     """The run's curves (iteration, split, error) over all its attempts. An iteration logged by
     an attempt and again after a resume from an earlier checkpoint keeps the later value."""
     frames = []
-    attempts = sorted(Path(directory).glob("attempt-*/metrics.csv"),
-                      key=lambda p: int(p.parent.name.split("-")[1]))
-    for attempt, path in enumerate(attempts):
-        metrics = pd.read_csv(path)
+    for attempt, metrics in enumerate(attempts):
         present = [column for column in SPLITS if column in metrics]
         long = metrics.melt(id_vars="step", value_vars=present, var_name="split",
                             value_name="error").dropna(subset=["error"])
@@ -42,12 +46,10 @@ def read_metrics(directory: Path) -> pd.DataFrame:
     return curves.sort_values(["split", "iteration"])[["iteration", "split", "error"]]
 
 
-def read_final_tests(directory: Path) -> dict[str, float]:
-    """The final test's metrics (``FINAL_TESTS``), from the latest attempt that logged them."""
+def final_tests_of(attempts: list[pd.DataFrame]) -> dict[str, float]:
+    """The final tests' metrics (``FINAL_TESTS``), from the latest attempt that logged them."""
     found = {}
-    for path in sorted(Path(directory).glob("attempt-*/metrics.csv"),
-                       key=lambda p: int(p.parent.name.split("-")[1])):
-        metrics = pd.read_csv(path)
+    for metrics in attempts:
         for column, metric in FINAL_TESTS.items():
             if metric in metrics and metrics[metric].notna().any():
                 found[column] = float(metrics[metric].dropna().iloc[-1])
@@ -82,7 +84,8 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     all_curves, rows = [], []
     for directory in directories:
         record = read_record(directory)
-        curves = read_metrics(directory)
+        metrics = read_attempts(directory)
+        curves = curves_of(metrics)
         attempts = record.get("attempts") or [{}]
         dataset = record.get("dataset", {})
         rows.append({
@@ -95,7 +98,7 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "train_error": _final(curves, "train"),
             "test_error": _final(curves, "test"),
             "val_error": _final(curves, "val"),
-            **read_final_tests(directory),
+            **final_tests_of(metrics),
             "wall_seconds": record.get("wall_seconds"),
             "commit": attempts[-1].get("commit"),
             "dirty": attempts[-1].get("dirty"),

@@ -4,13 +4,10 @@
 """
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-from resnet_repro.bench import machine_name, run_bench
-from resnet_repro.training.runs import git_commit, hardware
+from resnet_repro.bench import machine_name, run_bench, save_measurement
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,15 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     table = run_bench(args.data, args.seconds, args.workers)
     print(table.to_string(index=False))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / machine_name()
-    table.to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".json").write_text(json.dumps({
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data": args.data,
-        "seconds_per_measure": args.seconds, "torchvision_workers": args.workers,
-        **git_commit(), **hardware(),
-    }, indent=2))
-    print("wrote", stem.with_suffix(".csv"), "and", stem.with_suffix(".json"))
+    written = save_measurement(table, args.out / machine_name(), {
+        "data": args.data, "seconds_per_measure": args.seconds,
+        "torchvision_workers": args.workers,
+    })
+    print("wrote", " and ".join(str(path) for path in written))
     return 0
 
 

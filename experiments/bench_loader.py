@@ -5,17 +5,14 @@
 """
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from resnet_repro.bench import machine_name
+from resnet_repro.bench import machine_name, save_measurement
 from resnet_repro.loader_bench import loader_throughput, write_synthetic_folder
-from resnet_repro.training.runs import git_commit, hardware
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,15 +31,11 @@ def main(argv: list[str] | None = None) -> int:
                                   Path(scratch) / "cache") for workers in args.workers]
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"imagenet-loader-{machine_name()}"
-    table.to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".json").write_text(json.dumps({
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    written = save_measurement(table, args.out / f"imagenet-loader-{machine_name()}", {
         "data": str(args.data) if args.data else f"{args.synthetic} synthetic 500x375 JPEGs",
-        "seconds_per_measure": args.seconds, **git_commit(), **hardware(),
-    }, indent=2))
-    print("wrote", stem.with_suffix(".csv"), "and", stem.with_suffix(".json"))
+        "seconds_per_measure": args.seconds,
+    })
+    print("wrote", " and ".join(str(path) for path in written))
     return 0
 
 

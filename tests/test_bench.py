@@ -1,4 +1,8 @@
-from resnet_repro.bench import RATIOS, run_bench
+import json
+
+import pandas as pd
+
+from resnet_repro.bench import RATIOS, run_bench, save_measurement
 
 
 def test_bench_measures_all_five_and_the_ratios(tiny_archive, tmp_path, monkeypatch):
@@ -11,3 +15,12 @@ def test_bench_measures_all_five_and_the_ratios(tiny_archive, tmp_path, monkeypa
     for what, reference in RATIOS.items():
         ratio = table.set_index("what").loc[what, "ratio"]
         assert abs(ratio - rates[what] / rates[reference]) < 0.01
+
+
+def test_a_measurement_is_saved_with_its_settings_commit_and_hardware(tmp_path):
+    written = save_measurement(pd.DataFrame({"workers": [2], "images_per_second": [487.5]}),
+                               tmp_path / "out" / "cpu", {"data": "synthetic"})
+    assert [p.name for p in written] == ["cpu.csv", "cpu.json"]
+    record = json.loads(written[1].read_text())
+    assert record["data"] == "synthetic" and {"commit", "dirty", "device"} <= set(record)
+    assert pd.read_csv(written[0])["images_per_second"].tolist() == [487.5]

@@ -13,6 +13,7 @@ Each is timed after a warm-up, in images per second, on the GPU where there is o
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from torchvision import transforms
 
 from resnet_repro.config import compose_train
 from resnet_repro.training.launch import make_trainer
+from resnet_repro.training.runs import git_commit, hardware
 
 NETS = {"resnet-20": 20, "resnet-56": 56}
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -196,3 +198,14 @@ def machine_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name().lower().replace("nvidia", "").strip().split()[0]
     return "cpu"
+
+
+def save_measurement(table: pd.DataFrame, stem: Path, settings: dict) -> list[Path]:
+    """``stem``.csv (the table) and ``stem``.json (date, ``settings``, commit, hardware), so that
+    every number says where it was measured."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv, record = stem.with_suffix(".csv"), stem.with_suffix(".json")
+    table.to_csv(csv, index=False)
+    record.write_text(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **settings,
+                                  **git_commit(), **hardware()}, indent=2))
+    return [csv, record]

@@ -11,13 +11,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from resnet_repro.analysis.collect import summarize
 from resnet_repro.analysis.report import write_results
 from resnet_repro.analysis.responses import responses
-from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
+from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_directories
+from resnet_repro.config import protocol_description
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(config.paths.results) / experiment / config.profile_name
     command = args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}"
     analysis = OmegaConf.to_container(config.analysis, resolve=True)
+    analysis["dataset"] = get_class(config.data._target_).title
+    analysis["protocol"] = protocol_description(sweep_choices(args.overrides)["protocol"])
     layer_responses = None
     if analysis["figure"] == "layer_responses":
         layer_responses = responses(directories, test_images(config))

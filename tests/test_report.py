@@ -50,3 +50,14 @@ def test_responses_are_compared_with_the_plain_twin(tmp_path):
     assert "depth 20: the ResNet's responses are smaller than the plain net's (0.900 against " \
            "1.500)." in text
     assert pd.read_csv(written["responses"]).shape == (6, 6) and written["png"].exists()
+
+
+def test_readme_quotes_how_the_profile_differs_from_the_paper():
+    from resnet_repro.config import protocol_description
+
+    protocol = protocol_description("cifar10/cpu")
+    assert protocol[0].startswith("The paper's schedule compressed 64000 -> 1200 iterations")
+    text = readme("fig6", "cpu", summary([("plain-20", 20, "none", 0, 40.0, 38.0)]),
+                  "make reproduce-fig6", protocol=protocol)
+    assert "- Profile `cpu`, as its config (conf/protocol/) describes it:" in text
+    assert "  > The paper's schedule compressed 64000 -> 1200 iterations" in text

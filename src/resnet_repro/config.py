@@ -10,6 +10,14 @@ from omegaconf import DictConfig
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
+def protocol_description(choice: str) -> list[str]:
+    """The comment at the head of ``conf/protocol/<choice>.yaml``: what the profile means for
+    that data set and how it differs from the paper."""
+    lines = (CONF_DIR / "protocol" / f"{choice}.yaml").read_text().splitlines()
+    comments = [line.removeprefix("#").strip() for line in lines if line.startswith("#")]
+    return [line for line in comments if not line.startswith("@package")]
+
+
 def compose_train(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """``conf/train.yaml`` with ``overrides``, as ``experiments/train.py`` would compose it."""
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

@@ -52,14 +52,17 @@ def write_results(
         written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
         extra.append(f"![{experiment}]({experiment}.png)")
     written["readme"] = out_dir / "README.md"
-    written["readme"].write_text(readme(experiment, profile, summary, command, extra))
+    written["readme"].write_text(readme(experiment, profile, summary, command, extra,
+                                        analysis.get("protocol", [])))
     return written
 
 
 def readme(
-    experiment: str, profile: str, summary: pd.DataFrame, command: str, extra: list[str] = ()
+    experiment: str, profile: str, summary: pd.DataFrame, command: str, extra: list[str] = (),
+    protocol: list[str] = (),
 ) -> str:
-    """What was run, the final errors, what they show, then ``extra`` (tables, figure)."""
+    """What was run (with ``protocol``, the profile's description), the final errors, what
+    they show, then ``extra`` (tables, figure)."""
     done = summary[summary["status"] == "done"]
     lines = [
         f"# {experiment}, profile `{profile}`",
@@ -72,6 +75,8 @@ def readme(
         "## What was run",
         "",
         *_provenance(summary),
+        *([f"- Profile `{profile}`, as its config (conf/protocol/) describes it:", "",
+           *(f"  > {line}" if line else "  >" for line in protocol)] if protocol else []),
         "",
         "## Final errors (%)",
         "",

@@ -14,15 +14,26 @@ from resnet_repro.config import compose_train
 from resnet_repro.training.runs import run_directory
 
 
+def _split(overrides: list[str]):
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    return parser, parsed, fixed
+
+
+def sweep_choices(overrides: list[str]) -> dict:
+    """The config group choices the sweep shares (data, profile, protocol, ...)."""
+    _, _, fixed = _split(overrides)
+    return dict(compose_train(fixed, return_hydra_config=True).hydra.runtime.choices)
+
+
 def sweep_configs(overrides: list[str]) -> list[DictConfig]:
     """One composed config per point of the sweep that ``train.py -m <overrides>`` runs: the
     experiment's own grid (``hydra.sweeper.params``), with ``overrides`` taking precedence key
     by key, as in Hydra's basic sweeper: a comma list replaces the grid's axis, and a single
     value (``seed=0``) fixes it (Hydra then runs that one point per duplicate, which the run
     directories skip)."""
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    parser, parsed, fixed = _split(overrides)
     sweeps = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
     grid = dict(compose_train(fixed, return_hydra_config=True).hydra.sweeper.params or {})
     fixed_keys = {o.get_key_element() for o in parsed if not o.is_sweep_override()}

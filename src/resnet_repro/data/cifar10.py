@@ -55,6 +55,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
     With ``on_device`` the whole set moves to the trainer's device at setup (150 MB of uint8).
     """
 
+    title = "CIFAR-10"
+
     def __init__(
         self,
         source: str | os.PathLike,

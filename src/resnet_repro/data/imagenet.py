@@ -111,6 +111,8 @@ class ImageNetDataModule(pl.LightningDataModule):
     smoke profile shrinks them.
     """
 
+    title = "ImageNet"
+
     def __init__(
         self,
         source: str | os.PathLike,

@@ -128,7 +128,7 @@ class ImageClassifier(pl.LightningModule):
         window.add(F.cross_entropy(logits, labels), logits, labels)
 
     def on_validation_epoch_end(self) -> None:
-        names = self._eval_names()
+        names = self._set_names("eval_names")
         errors = [window.pop(self._sum_over_processes)[1]
                   for _, window in sorted(self.eval_windows.items())]
         for name, error in zip(names, errors, strict=False):
@@ -150,14 +150,16 @@ class ImageClassifier(pl.LightningModule):
         window.add(F.cross_entropy(logits, labels), logits, labels)
 
     def on_test_epoch_end(self) -> None:
-        names = getattr(self.trainer.datamodule, "test_names", ["test"])
+        names = self._set_names("test_names")
         for index, window in sorted(self.test_windows.items()):
             _, top1, top5 = window.pop(self._sum_over_processes)
             self.log_dict({f"{names[index]}/err": top1, f"{names[index]}/err5": top5})
         self.test_windows.clear()
 
-    def _eval_names(self) -> list[str]:
-        return getattr(self.trainer.datamodule, "eval_names", ["test"])
+    def _set_names(self, kind: str) -> list[str]:
+        """The data module's names for its evaluation (``eval_names``) or test (``test_names``)
+        loaders, in loader order; "test" for a data module that names none."""
+        return getattr(self.trainer.datamodule, kind, ["test"])
 
     def _sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum")

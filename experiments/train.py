@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
 
+from resnet_repro.config import sweep_exclusion
 from resnet_repro.training.launch import RunFailed, train
 
 log = logging.getLogger("train")
@@ -53,6 +54,9 @@ def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         check_multirun_devices(cfg)
+        if (rule := sweep_exclusion(cfg)) is not None:
+            log.info("not part of %s (sweep.exclude: %s): skipped", cfg.experiment_name, rule)
+            return
     try:
         train(cfg)
     except RunFailed as error:

@@ -1,5 +1,5 @@
-"""Print each of the paper's CIFAR-10 claims with PASS, FAIL or NOT RUN, and the numbers
-behind it, for every profile that results/ holds (or one: --profile cpu)."""
+"""Print each of the paper's CIFAR-10 claims with PASS, FAIL, INCONCLUSIVE or NOT RUN, the
+seeds and numbers behind it, for every profile that results/ holds (or one: --profile cpu)."""
 
 import argparse
 import sys
@@ -18,8 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         {path.parent.name for path in args.results.glob("*/*/summary.csv")})
     print(RULE.strip(), end="\n\n")
     for profile in profiles:
+        verdicts, floors = verify(load_summaries(args.results, profile))
         print(f"== profile {profile}")
-        for verdict in verify(load_summaries(args.results, profile)):
+        print("\n".join(f"   {floor}" for floor in floors))
+        for verdict in verdicts:
             print(verdict)
         print()
     return 0

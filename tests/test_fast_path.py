@@ -6,8 +6,8 @@ import json
 import torch
 
 from resnet_repro.data import CIFAR10DataModule
+from resnet_repro.runs import run_key
 from resnet_repro.training.launch import train
-from resnet_repro.training.runs import run_key
 from tests.test_sweep import run_script
 from tests.test_training import make_config
 

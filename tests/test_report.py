@@ -8,7 +8,8 @@ def summary(rows):
     frame = pd.DataFrame(rows, columns=columns)
     return frame.assign(status="done", profile="cpu", dataset="cifar10-jpeg.tar.gz",
                         dataset_sha256="abc", iterations=1200, params=1, wall_seconds=60.0,
-                        commit="deadbeef", dirty=False, hardware="cpu", run="x")
+                        commit="deadbeef", dirty=False, hardware="cpu", run="x",
+                        series=frame["net"], group="p-" + frame["net"])
 
 
 def test_readme_states_degradation_and_what_shortcuts_do():
@@ -23,7 +24,18 @@ def test_readme_states_degradation_and_what_shortcuts_do():
         in text
     assert "depth 56: ResNet (option A) 30.0 % training, 29.0 % test error against plain " \
            "66.0 % and 64.0 %: the shortcuts lower both." in text
-    assert "cifar10-jpeg" in text and "JPEG re-encoding" in text
+    assert "cifar10-jpeg" in text and "JPEG re-encoding" in text and "for quick tests" in text
+
+
+def test_readme_never_pools_two_protocols_of_one_net():
+    rows = summary([("plain-20", 20, "none", 0, 40.0, 38.0), ("plain-56", 56, "none", 0, 66.0,
+                    64.0), ("plain-56", 56, "none", 1, 10.0, 9.0)])
+    rows.loc[2, ["group", "series"]] = ["other", "plain-56 [other]"]
+    rows.loc[1, "series"] = "plain-56 [p-plain]"
+    text = readme("fig6", "cpu", rows, "make reproduce-fig6")
+    assert "run under several protocols (see summary.csv): plain-56 [other], plain-56 [p-plain]" \
+        in text
+    assert "final training error 40.0, 66.0" not in text and "38.0, 10.0" not in text
 
 
 def test_readme_averages_seeds_and_reports_when_shortcuts_do_not_help():
@@ -40,6 +52,7 @@ def test_responses_are_compared_with_the_plain_twin(tmp_path):
     rows = [(net, 20, shortcut, 0, layer, value) for net, shortcut, value in
             (("plain-20", "none", 1.5), ("resnet-20", "A", 0.9)) for layer in (1, 2, 3)]
     responses = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "layer", "std"])
+    responses["series"] = responses["net"]
     curves = pd.DataFrame(columns=["net", "depth", "shortcut", "seed", "iteration", "split",
                                    "error"])
     base = summary([("plain-20", 20, "none", 0, 40.0, 38.0), ("resnet-20", 20, "A", 0, 35.0, 33)])
@@ -49,7 +62,7 @@ def test_responses_are_compared_with_the_plain_twin(tmp_path):
     assert "Mean response std over layers: resnet-20 0.900, plain-20 1.500." in text
     assert "depth 20: the ResNet's responses are smaller than the plain net's (0.900 against " \
            "1.500)." in text
-    assert pd.read_csv(written["responses"]).shape == (6, 6) and written["png"].exists()
+    assert pd.read_csv(written["responses"]).shape == (6, 7) and written["png"].exists()
 
 
 def test_readme_quotes_how_the_profile_differs_from_the_paper():

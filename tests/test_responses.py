@@ -6,11 +6,11 @@ import torch
 from resnet_repro.analysis.plots import plot_layer_responses
 from resnet_repro.analysis.responses import (
     layer_response_std,
-    load_net,
     response_layers,
     responses,
 )
 from resnet_repro.models import CifarResNet
+from resnet_repro.runs import RunFolder
 
 
 def test_one_response_per_3x3_layer_in_order():
@@ -44,7 +44,7 @@ def test_responses_come_from_the_runs_final_weights(tmp_path):
         "model:\n  _target_: resnet_repro.models.CifarResNet\n  depth: 8\n  shortcut: null\n")
     (run / "run.json").write_text(json.dumps(
         {"status": "done", "net": "plain-8", "seed": 0, "model": {"depth": 8, "shortcut": None}}))
-    assert torch.equal(load_net(run).bn1.weight, torch.full((16,), 3.0))
+    assert torch.equal(RunFolder(run).load_net().bn1.weight, torch.full((16,), 3.0))
     table = responses([run, tmp_path / "never-run"], torch.randn(20, 3, 32, 32))
     assert list(table["layer"]) == list(range(1, 8)) and (table["net"] == "plain-8").all()
     assert table.loc[0, "std"] > 2.5  # BN scale 3 on normalized output
@@ -55,7 +55,7 @@ def test_figure7_has_a_line_per_net_in_both_panels():
             for net, depth, shortcut in (("plain-20", 20, "none"), ("resnet-20", 20, "A"))
             for layer in range(1, 20)]
     table = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "layer", "std"])
-    figure = plot_layer_responses(table, "fig7")
+    figure = plot_layer_responses(table.assign(series=table["net"]), "fig7")
     for axis in figure.axes:
         assert sorted(line.get_label() for line in axis.get_lines()) == ["plain-20", "resnet-20"]
     sorted_values = figure.axes[1].get_lines()[0].get_ydata()

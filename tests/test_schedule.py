@@ -42,20 +42,42 @@ def test_milestones_out_of_order_are_refused():
         StepSchedule([48000, 32000])
 
 
-def test_warmup_gate_holds_the_rate_at_a_tenth_until_released():
-    schedule = StepSchedule([32000, 48000], warmup_gate=0.1)
-    assert schedule(0) == pytest.approx(0.1) and schedule(5000) == pytest.approx(0.1)
-    schedule.release()
-    assert schedule(5000) == 1.0 and schedule(32000) == pytest.approx(0.1)
-    assert StepSchedule([1]).released  # no gate, nothing to release
+GATE = {"from_depth": 110, "factor": 0.1, "below_error": 80.0}
 
 
-def test_released_gate_survives_a_checkpoint_of_the_scheduler():
+def test_the_gate_applies_from_its_depth_on():
+    assert StepSchedule([32000], gate={**GATE, "depth": 110}).gated
+    assert StepSchedule([32000], gate={**GATE, "depth": 1202}).gated
+    shallow = StepSchedule([32000], gate={**GATE, "depth": 56})
+    assert not shallow.gated and shallow(0) == 1.0
+    assert not StepSchedule([1]).gated  # no rule, no gate
+
+
+def test_the_gate_opens_at_the_first_window_below_80_percent_and_not_before():
+    """A scripted sequence of windows' training errors (one report per 100 iterations): the
+    rate is 0.01 until the report below 80 %, and the update right after it uses 0.1."""
+    schedule = StepSchedule([32000, 48000], gate={**GATE, "depth": 110})
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    schedule = StepSchedule([100], warmup_gate=0.1)
     scheduler = LambdaLR(optimizer, schedule)
-    schedule.release()
-    state = scheduler.state_dict()
-    restored = StepSchedule([100], warmup_gate=0.1)
-    LambdaLR(optimizer, restored).load_state_dict(state)
-    assert restored.released
+    errors = {100: 90.0, 200: 85.0, 300: 80.0, 400: 79.9, 500: 95.0}  # 80.0 is not below 80
+    rates = []
+    for iteration in range(1, 601):
+        rates.append(optimizer.param_groups[0]["lr"])  # the rate of this update
+        optimizer.step()
+        if iteration in errors:  # the module reports in the step, before the scheduler steps
+            schedule.report_training_error(errors[iteration], iteration)
+        scheduler.step()
+    assert rates[:400] == pytest.approx([0.01] * 400)
+    assert rates[400:] == pytest.approx([0.1] * 200)  # from iteration 401 on, error or not
+    assert schedule.gate_record() == {"applies": True, "factor": 0.1, "below_error": 80.0,
+                                      "opened_at": 400}
+
+
+def test_an_open_gate_survives_a_checkpoint_of_the_scheduler():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    schedule = StepSchedule([100], gate={**GATE, "depth": 110})
+    scheduler = LambdaLR(optimizer, schedule)
+    schedule.report_training_error(50.0, 300)
+    restored = StepSchedule([100], gate={**GATE, "depth": 110})
+    LambdaLR(optimizer, restored).load_state_dict(scheduler.state_dict())
+    assert restored.gate_open and restored.gate_opened_at == 300

@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from resnet_repro.analysis.collect import curves_of, read_attempts
+from resnet_repro.analysis.collect import curves_of
 from resnet_repro.config import compose_train
-from resnet_repro.training import ImageClassifier
+from resnet_repro.runs import RunFolder, RunRecord, run_key
+from resnet_repro.training import ImageClassifier, StepSchedule
 from resnet_repro.training.launch import RunFailed, train
-from resnet_repro.training.runs import RunRecord, run_key
 
 
 def make_config(*overrides: str):
@@ -66,7 +66,7 @@ def test_crashed_run_is_recorded_and_a_rerun_resumes_with_the_whole_curve(
     assert record["status"] == "done" and len(record["attempts"]) == 2
     assert record["attempts"][1]["iterations"] == 20
     assert pd.read_csv(directory / "attempt-1" / "metrics.csv")["step"].min() >= 10
-    curves = curves_of(read_attempts(directory))
+    curves = curves_of(RunFolder(directory).read_metrics())
     assert list(curves[curves.split == "train"].iteration) == [5, 10, 15, 20]
     assert list(curves[curves.split == "test"].iteration) == [10, 20]
 
@@ -74,19 +74,41 @@ def test_crashed_run_is_recorded_and_a_rerun_resumes_with_the_whole_curve(
     assert train(cfg).data["attempts"] == record["attempts"]
 
 
-@pytest.mark.parametrize(("threshold", "rates"), [(100.0, [0.01, 0.1, 0.1]), (0.0, [0.01] * 3)])
+@pytest.mark.parametrize(("threshold", "rates", "opened_at"),
+                         [(100.0, [0.01, 0.1, 0.1], 5), (0.0, [0.01] * 3, None)])
 def test_paper_warmup_ends_when_training_error_falls_below_the_threshold(
-    smoke_overrides, threshold, rates
+    smoke_overrides, threshold, rates, opened_at
 ):
-    cfg = make_config(*smoke_overrides, "module=classifier_warmup",
-                      f"module.warmup_until_error={threshold}",
+    cfg = make_config(*smoke_overrides, "module.schedule.gate.from_depth=8",
+                      f"module.schedule.gate.below_error={threshold}",
                       "module.schedule.milestones=[100,200]", "trainer.max_steps=15")
     record = train(cfg)
     metrics = pd.concat(pd.read_csv(p) for p in record.directory.glob("attempt-*/metrics.csv"))
     logged = metrics.dropna(subset=["lr"]).sort_values("step")["lr"]
-    # lr is logged after each window of 5 iterations; a window below the threshold releases
-    # the gate for the next window
+    # lr is the rate of the last update of each window of 5 iterations; a window below the
+    # threshold opens the gate for the next update
     assert list(logged.round(6)) == rates
+    assert record.data["warmup_gate"]["applies"]
+    assert record.data["warmup_gate"]["opened_at"] == opened_at
+
+
+def test_sweeps_give_the_warmup_to_110_and_deeper_only():
+    from resnet_repro.analysis.sweep import sweep_configs
+    configs = sweep_configs(["experiment=table6", "profile=paper"])
+    gated = {(c.model.depth, c.seed): StepSchedule(**{k: v for k, v in c.module.schedule.items()
+                                                    if k != "_target_"}).gated for c in configs}
+    assert {depth for (depth, _), on in gated.items() if on} == {110}
+    assert sorted(seed for depth, seed in gated if depth == 110) == [0, 1, 2, 3, 4]
+    assert sorted(seed for depth, seed in gated if depth == 56) == [0, 1, 2]
+    fig6 = {(c.model.shortcut, c.model.depth) for c in sweep_configs(["experiment=fig6"])}
+    assert (None, 1202) not in fig6 and (None, 110) not in fig6 and ("A", 1202) in fig6
+    assert {d for _, d in sweep_configs_depths("fig6", "cpu")} == {20, 32, 44, 56}
+
+
+def sweep_configs_depths(experiment: str, profile: str) -> set:
+    from resnet_repro.analysis.sweep import sweep_configs
+    return {(c.model.shortcut, c.model.depth)
+            for c in sweep_configs([f"experiment={experiment}", f"profile={profile}"])}
 
 
 def test_slurm_launcher_config_composes_to_submitit():

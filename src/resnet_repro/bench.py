@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from resnet_repro.config import compose_train
+from resnet_repro.runs import git_commit, hardware
 from resnet_repro.training.launch import make_trainer
-from resnet_repro.training.runs import git_commit, hardware
 
 NETS = {"resnet-20": 20, "resnet-56": 56}
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")

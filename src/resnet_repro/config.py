@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -22,3 +22,18 @@ def compose_train(overrides: list[str], return_hydra_config: bool = False) -> Di
     """``conf/train.yaml`` with ``overrides``, as ``experiments/train.py`` would compose it."""
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
+def sweep_exclusion(cfg: DictConfig) -> dict | None:
+    """The rule of ``sweep.exclude`` that leaves this point out of its experiment's grid, or
+    None. A rule maps config keys to a value or a list of values; a point matches a rule where
+    every key's value is (one of) them. Hydra's grids are products: this trims them (Figure 6
+    has no plain-1202, Table 6 five seeds for ResNet-110 only)."""
+    for rule in cfg.get("sweep", {}).get("exclude") or []:
+        if all(_matches(OmegaConf.select(cfg, key), wanted) for key, wanted in rule.items()):
+            return OmegaConf.to_container(rule)
+    return None
+
+
+def _matches(value, wanted) -> bool:
+    return value in wanted if OmegaConf.is_list(wanted) else value == wanted

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
+
+from resnet_repro.runs import RunFolder
 
 SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
 #: Metrics logged once, by the final tests (ImageNet's 10-crop and multi-scale tests):
 #: summary column -> metric.
 FINAL_TESTS = {"top1_10crop": "val_10crop/err", "top5_10crop": "val_10crop/err5",
                "top1_multiscale": "val_multiscale/err", "top5_multiscale": "val_multiscale/err5"}
-CURVE_COLUMNS = ["net", "depth", "shortcut", "seed", "iteration", "split", "error"]
-
-
-def read_record(directory: Path) -> dict:
-    path = Path(directory) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def read_attempts(directory: Path) -> list[pd.DataFrame]:
-    """Each attempt's metrics.csv, in the order of the attempts."""
-    paths = sorted(Path(directory).glob("attempt-*/metrics.csv"),
-                   key=lambda p: int(p.parent.name.split("-")[1]))
-    return [pd.read_csv(path) for path in paths]
+CURVE_COLUMNS = ["series", "net", "group", "depth", "shortcut", "seed", "iteration", "split",
+                 "error"]
 
 
 def curves_of(attempts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -60,6 +50,7 @@ def _describe(record: dict) -> dict:
     model = record.get("model", {})
     return {
         "net": record.get("net"),
+        "group": record.get("group"),
         "depth": model.get("depth"),
         "shortcut": model.get("shortcut") or "none",
         "seed": record.get("seed"),
@@ -83,8 +74,8 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     summary with status ``missing``. Final errors are those at the last logged iteration."""
     all_curves, rows = [], []
     for directory in directories:
-        record = read_record(directory)
-        metrics = read_attempts(directory)
+        folder = RunFolder(directory)
+        record, metrics = folder.read_record(), folder.read_metrics()
         curves = curves_of(metrics)
         attempts = record.get("attempts") or [{}]
         dataset = record.get("dataset", {})
@@ -104,9 +95,26 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "dirty": attempts[-1].get("dirty"),
             "hardware": _hardware(attempts[-1]),
             "status": record.get("status", "missing"),
+            "updated": attempts[-1].get("finished") or attempts[-1].get("started"),
             "run": Path(directory).name,
         })
         if record:
             all_curves.append(curves.assign(**_describe(record)))
     curves = pd.concat(all_curves, ignore_index=True) if all_curves else pd.DataFrame()
-    return curves.reindex(columns=CURVE_COLUMNS), pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    summary.insert(0, "series", series_labels(summary))
+    if not curves.empty:
+        series = dict(zip(zip(summary["net"], summary["group"], strict=True), summary["series"],
+                          strict=True))
+        keys = zip(curves["net"], curves["group"], strict=True)
+        curves["series"] = [series[key] for key in keys]
+    return curves.reindex(columns=CURVE_COLUMNS), summary
+
+
+def series_labels(runs: pd.DataFrame) -> list[str]:
+    """Each run's series: the runs of one protocol (``group``: the run identity without the
+    seed), the only runs ever aggregated together. Labelled by the net's name, with the
+    protocol's key where one net was run under several protocols."""
+    protocols = runs.groupby("net", dropna=False)["group"].transform("nunique")
+    return [net if count <= 1 else f"{net} [{str(group)[:7]}]"
+            for net, group, count in zip(runs["net"], runs["group"], protocols, strict=True)]

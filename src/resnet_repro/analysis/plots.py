@@ -21,13 +21,14 @@ def _colour(depth: int) -> str:
                    else depth % len(palette)]
 
 
-def _nets(curves: pd.DataFrame) -> list[str]:
-    return list(curves.drop_duplicates("net").sort_values(["shortcut", "depth"])["net"])
+def _series(curves: pd.DataFrame) -> list[str]:
+    """The series (a net under one protocol: ``collect.series_labels``) in the paper's order."""
+    return list(curves.drop_duplicates("series").sort_values(["shortcut", "depth"])["series"])
 
 
-def draw_net(axis, curves: pd.DataFrame, net: str, split: str, **style) -> None:
-    """One net's curve for one split: the mean over seeds, the seeds' range shaded."""
-    points = curves[(curves["net"] == net) & (curves["split"] == split)]
+def draw_net(axis, curves: pd.DataFrame, series: str, split: str, **style) -> None:
+    """One series' curve for one split: the mean over its seeds, the seeds' range shaded."""
+    points = curves[(curves["series"] == series) & (curves["split"] == split)]
     if points.empty:
         return
     by_iteration = points.groupby("iteration")["error"]
@@ -52,8 +53,8 @@ def plot_error_curves(curves: pd.DataFrame, title: str, y_max: float | None = No
     """Figure 1's layout: training error (left) and test error (right), one line per net."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for axis, (split, label) in zip(axes, SPLIT_LABELS.items(), strict=True):
-        for net in _nets(curves):
-            draw_net(axis, curves, net, split, label=net, linewidth=1.5)
+        for series in _series(curves):
+            draw_net(axis, curves, series, split, label=series, linewidth=1.5)
         _finish(axis, y_max, label)
     figure.suptitle(title)
     figure.tight_layout()
@@ -65,9 +66,9 @@ def plot_panels(panels: dict[str, pd.DataFrame], title: str, y_max: float | None
     """One panel per family of nets: each net's training and ``eval_split`` error curves."""
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), sharey=True)
     for axis, (name, subset) in zip(axes, panels.items(), strict=True):
-        for net in _nets(subset):
-            draw_net(axis, subset, net, "train", **train_style)
-            draw_net(axis, subset, net, eval_split, label=net, **eval_style)
+        for series in _series(subset):
+            draw_net(axis, subset, series, "train", **train_style)
+            draw_net(axis, subset, series, eval_split, label=series, **eval_style)
         if subset.empty:
             axis.text(0.5, 0.5, "not run", ha="center", va="center", transform=axis.transAxes)
         axis.set_title(name)
@@ -78,13 +79,16 @@ def plot_panels(panels: dict[str, pd.DataFrame], title: str, y_max: float | None
 
 
 def plot_family_panels(curves: pd.DataFrame, title: str, y_max: float | None = None):
-    """Figure 6's layout: plain nets (left), ResNets up to 110 layers (middle), ResNet-110 and
-    ResNet-1202 (right); dashed = training error, bold = test error."""
+    """Figure 6's layout: plain nets (left), ResNets up to 110 layers (middle), the two deepest
+    ResNets (right: the paper's ResNet-110 and ResNet-1202; at a profile whose grid stops at 56,
+    ResNet-44 and 56); dashed = training error, bold = test error."""
     plain = curves["shortcut"] == "none"
+    deepest = sorted(curves.loc[~plain, "depth"].unique())[-2:]
     panels = {
         "plain": curves[plain],
         "ResNet": curves[~plain & (curves["depth"] <= 110)],
-        "ResNet-110 and 1202": curves[~plain & curves["depth"].isin([110, 1202])],
+        " and ".join(f"ResNet-{d}" for d in deepest) or "deepest ResNets":
+            curves[~plain & curves["depth"].isin(deepest)],
     }
     return plot_panels(panels, f"{title} (dashed: training error, bold: test error)", y_max,
                        "test", {"linestyle": "--", "linewidth": 1}, {"linewidth": 2.2})
@@ -115,8 +119,8 @@ def plot_layer_responses(responses: pd.DataFrame, title: str):
     """Figure 7's layout: each net's layer response std in layer order (top) and sorted by
     magnitude (bottom); plain nets dashed, ResNets solid; mean over seeds."""
     figure, (ordered, sorted_axis) = plt.subplots(2, 1, figsize=(8, 7))
-    mean = responses.groupby(["shortcut", "depth", "net", "layer"])["std"].mean()
-    for (shortcut, depth, net), layers in mean.groupby(level=["shortcut", "depth", "net"]):
+    mean = responses.groupby(["shortcut", "depth", "series", "layer"])["std"].mean()
+    for (shortcut, depth, net), layers in mean.groupby(level=["shortcut", "depth", "series"]):
         style = {"color": _colour(int(depth)), "linestyle": "--" if shortcut == "none" else "-",
                  "label": net, "linewidth": 1.2}
         values = layers.to_numpy()

@@ -7,19 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
-from resnet_repro.analysis.collect import read_record
-
-
-def load_net(directory: Path) -> nn.Module:
-    """The network of a finished run, from its config.yaml and model.pt; no trainer needed."""
-    config = OmegaConf.load(Path(directory) / "config.yaml")
-    net = instantiate(config.model)
-    net.load_state_dict(torch.load(Path(directory) / "model.pt", map_location="cpu"))
-    return net.eval()
+from resnet_repro.analysis.collect import series_labels
+from resnet_repro.runs import RunFolder
 
 
 def response_layers(net: nn.Module) -> list[nn.BatchNorm2d]:
@@ -56,16 +47,21 @@ def layer_response_std(net: nn.Module, images: torch.Tensor, batch_size: int = 2
 
 
 def responses(directories: list[Path], test_images: torch.Tensor) -> pd.DataFrame:
-    """One row per (run, layer) of the finished runs: net, depth, shortcut, seed, layer
-    (1 = first), std."""
+    """One row per (run, layer) of the finished runs: series (``collect.series_labels``), net,
+    group, depth, shortcut, seed, layer (1 = first), std."""
     rows = []
     for directory in directories:
-        record = read_record(directory)
+        folder = RunFolder(directory)
+        record = folder.read_record()
         if record.get("status") != "done":
             continue
-        net = load_net(directory)
+        net = folder.load_net()
         for layer, std in enumerate(layer_response_std(net, test_images), start=1):
-            rows.append({"net": record["net"], "depth": record["model"]["depth"],
+            rows.append({"net": record["net"], "group": record.get("group"),
+                         "depth": record["model"]["depth"],
                          "shortcut": record["model"]["shortcut"] or "none",
                          "seed": record["seed"], "layer": layer, "std": std})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame.insert(0, "series", series_labels(frame))
+    return frame

@@ -10,8 +10,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from resnet_repro.config import compose_train
-from resnet_repro.training.runs import run_directory
+from resnet_repro.config import compose_train, sweep_exclusion
+from resnet_repro.runs import run_directory
 
 
 def _split(overrides: list[str]):
@@ -32,7 +32,7 @@ def sweep_configs(overrides: list[str]) -> list[DictConfig]:
     experiment's own grid (``hydra.sweeper.params``), with ``overrides`` taking precedence key
     by key, as in Hydra's basic sweeper: a comma list replaces the grid's axis, and a single
     value (``seed=0``) fixes it (Hydra then runs that one point per duplicate, which the run
-    directories skip)."""
+    directories skip). Points that ``sweep.exclude`` leaves out are left out here too."""
     parser, parsed, fixed = _split(overrides)
     sweeps = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
     grid = dict(compose_train(fixed, return_hydra_config=True).hydra.sweeper.params or {})
@@ -40,9 +40,18 @@ def sweep_configs(overrides: list[str]) -> list[DictConfig]:
     for override in parser.parse_overrides([f"{k}={v}" for k, v in grid.items()]):
         if override.get_key_element() not in fixed_keys:
             sweeps.setdefault(override.get_key_element(), override)
-    axes = [[f"{key}={value}" for value in o.sweep_string_iterator()] for key, o in
-            sweeps.items()]
-    return [compose_train(fixed + list(point)) for point in itertools.product(*axes)]
+    axes = [_axis(override) for override in sweeps.values()]
+    configs = [compose_train(fixed + list(point)) for point in itertools.product(*axes)]
+    return [config for config in configs if sweep_exclusion(config) is None]
+
+
+def _axis(override) -> list[str]:
+    """The overrides of one grid axis; a grid key with a single value (``seed: "0"``) is an
+    axis of one point, as Hydra's basic sweeper takes it."""
+    key = override.get_key_element()
+    if not override.is_sweep_override():
+        return [f"{key}={override.get_value_element_as_str()}"]
+    return [f"{key}={value}" for value in override.sweep_string_iterator()]
 
 
 def sweep_run_directories(overrides: list[str]) -> list[Path]:

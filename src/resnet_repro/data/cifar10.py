@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -25,13 +26,19 @@ VAL_SIZE = 5000
 class RandomBatches(Sampler[torch.Tensor]):
     """Index tensors of ``batch_size`` on ``device``, reshuffled each epoch from ``seed`` and the
     epoch number (drawn on the CPU, so every device sees the same order), the last incomplete
-    batch dropped. Under DDP each rank takes its own disjoint share."""
+    batch dropped. Under DDP each rank takes its own disjoint share.
+
+    The batch order is a function of (seed, epoch) alone, and where an epoch starts is read from
+    ``iterations_done`` (the trainer's iteration count, which checkpoints hold): an epoch
+    resumed after ``k`` of its batches were trained yields the rest of the same order, so a
+    resumed run sees every batch once, as an uninterrupted run does."""
 
     def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu",
+                 iterations_done: Callable[[], int] = lambda: 0):
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size, self.device = rank, world_size, device
-        self.epoch = 0
+        self.iterations_done, self.epoch = iterations_done, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -42,7 +49,16 @@ class RandomBatches(Sampler[torch.Tensor]):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator)[self.rank :: self.world_size]
-        yield from order[: len(self) * self.batch_size].to(self.device).split(self.batch_size)
+        trained = min(max(self.iterations_done() - self.epoch * len(self), 0), len(self))
+        kept = order[trained * self.batch_size : len(self) * self.batch_size]
+        yield from kept.to(self.device).split(self.batch_size)
+
+
+def _private_generator() -> torch.Generator:
+    """For a DataLoader's own draw (a worker seed at each ``iter``): without one it draws from
+    torch's global generator, which the augmentation uses, so that whether an evaluation ran
+    before a resume would shift every later augmentation draw."""
+    return torch.Generator().manual_seed(0)
 
 
 class CIFAR10DataModule(pl.LightningDataModule):
@@ -116,15 +132,22 @@ class CIFAR10DataModule(pl.LightningDataModule):
         """Under DDP each process draws its share of the total ``batch_size``."""
         rank, world_size = rank_and_world_size(self.trainer)
         sampler = RandomBatches(len(self.splits["train"]), batch_share(self.batch_size, world_size),
-                                self.seed, rank, world_size, self.device)
-        return DataLoader(self.splits["train"], sampler=sampler, batch_size=None)
+                                self.seed, rank, world_size, self.device,
+                                iterations_done=self._iterations_done)
+        return DataLoader(self.splits["train"], sampler=sampler, batch_size=None,
+                          generator=_private_generator())
+
+    def _iterations_done(self) -> int:
+        """Iterations trained so far (0 outside a trainer's fit)."""
+        return getattr(self.trainer, "global_step", 0)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self._eval_loader(self.splits[name]) for name in self.eval_names]
 
     def _eval_loader(self, dataset: TensorDataset) -> DataLoader:
         batches = torch.arange(len(dataset), device=self.device).split(self.eval_batch_size)
-        return DataLoader(dataset, sampler=batches, batch_size=None)
+        return DataLoader(dataset, sampler=batches, batch_size=None,
+                          generator=_private_generator())
 
     def prepare(self, images: torch.Tensor, training: bool) -> torch.Tensor:
         """uint8 images to floats in [0, 1] less the per-pixel mean; augmented for training."""

@@ -14,15 +14,18 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
+from resnet_repro.runs import RunFolder, RunRecord, group_key, run_directory
 from resnet_repro.training.module import DivergedError
 from resnet_repro.training.progress import IterationProgressBar
-from resnet_repro.training.runs import RunRecord, run_directory
 
 log = logging.getLogger(__name__)
 # The data set sits in memory as tensors and a batch is one index: workers would only add cost.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 # Under DDP the module sums its error counts over the processes before logging (ErrorWindow).
 warnings.filterwarnings("ignore", ".*sync_dist=True.*")
+# Lightning cannot see that the training batches resume mid-epoch: the sampler takes its place
+# in the epoch from the checkpointed iteration count (data.cifar10.RandomBatches).
+warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
 
 
 class RunFailed(RuntimeError):
@@ -50,7 +53,7 @@ def train(cfg: DictConfig) -> RunRecord:
     trainer = make_trainer(cfg, directory, record.attempt + 1)
     record.writable = trainer.is_global_zero
     record.start(cfg, _describe(cfg, net, datamodule, fingerprint))
-    last = directory / "checkpoints" / "last.ckpt"
+    last = record.folder.last_checkpoint
     log.info("run %s: %s, seed %s, in %s", record.attempt, net.name, cfg.seed, directory)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
@@ -58,21 +61,28 @@ def train(cfg: DictConfig) -> RunRecord:
                                                                       datamodule):
             trainer.test(module, datamodule=datamodule, verbose=False)
     except DivergedError as error:
-        record.finish("diverged", trainer.global_step, str(error))
+        _finish(record, module, "diverged", trainer.global_step, str(error))
         raise RunFailed(f"{net.name} diverged: {error}") from error
     except Exception as error:
-        record.finish("failed", trainer.global_step, traceback.format_exc())
+        _finish(record, module, "failed", trainer.global_step, traceback.format_exc())
         raise RunFailed(f"{net.name} failed: {error}") from error
     except BaseException:  # Ctrl+C: Lightning shuts down gracefully, then exits
-        record.finish("interrupted", trainer.global_step)
+        _finish(record, module, "interrupted", trainer.global_step)
         raise
     if trainer.global_step < trainer.max_steps:
-        record.finish("interrupted", trainer.global_step)
+        _finish(record, module, "interrupted", trainer.global_step)
         raise RunFailed(f"{net.name} stopped at iteration {trainer.global_step}; rerun to resume")
-    if trainer.is_global_zero:
-        torch.save(net.state_dict(), directory / "model.pt")
-    record.finish("done", trainer.global_step)
+    record.save_weights(net)
+    _finish(record, module, "done", trainer.global_step)
     return record
+
+
+def _finish(record: RunRecord, module, status: str, iterations: int, error: str | None = None):
+    """End the attempt, recording the warm-up gate's state (where the schedule has one)."""
+    gate_record = getattr(module.schedule, "gate_record", None)
+    if gate_record is not None:
+        record.data["warmup_gate"] = gate_record()
+    record.finish(status, iterations, error)
 
 
 def _describe(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: str) -> dict:
@@ -84,6 +94,7 @@ def _describe(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: st
         "profile": cfg.profile_name,
         "experiment": cfg.get("experiment_name"),
         "dataset": {"source": str(datamodule.source), "fingerprint": fingerprint},
+        "group": group_key(cfg, fingerprint),
         "max_steps": cfg.trainer.max_steps,
     }
 
@@ -93,9 +104,10 @@ def make_trainer(
 ) -> pl.Trainer:
     """A Trainer logging to ``attempt-<k>/metrics.csv``: a fresh folder per (re)start, since
     CSVLogger empties a reused one; the analysis joins the attempts."""
-    logger = CSVLogger(directory, name="", version=f"attempt-{attempt}")
+    folder = RunFolder(directory)
+    logger = CSVLogger(folder.directory, name="", version=folder.attempt(attempt).name)
     checkpoint = ModelCheckpoint(
-        dirpath=directory / "checkpoints",
+        dirpath=folder.checkpoints,
         save_last=True,
         save_top_k=0,
         every_n_train_steps=cfg.checkpoint_every,

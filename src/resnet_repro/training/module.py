@@ -12,6 +12,21 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 
+def random_state() -> dict:
+    """The state of every generator a training run draws from: torch's CPU generator and, where
+    CUDA is in use, each CUDA device's (the augmentation draws on the training device)."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -34,6 +49,14 @@ class ErrorWindow:
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
             self.wrong5 = self.wrong5 + (top != labels[:, None]).all(dim=1).sum()
         self.count += len(labels)
+
+    def state(self) -> list[float]:
+        """The sums as plain numbers, for a checkpoint."""
+        return [float(v) for v in (self.loss_sum, self.wrong, self.wrong5)] + [self.count]
+
+    def load(self, state: list[float]) -> None:
+        self.loss_sum, self.count = state[0], int(state[3])
+        self.wrong, self.wrong5 = int(state[1]), int(state[2])
 
     def pop(self, total: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[float, ...]:
         """(mean loss, top-1 error %[, top-5 error %]) over the window, which starts anew.
@@ -61,12 +84,14 @@ class ImageClassifier(pl.LightningModule):
     (fully convolutional testing), the mean over the scales and their mirror images. Under DDP
     the counts are summed over processes before any error is computed.
     A ``schedule`` with an ``observe(error)`` method (``PlateauSchedule``) is shown the
-    first evaluation set's error after each evaluation.
+    first evaluation set's error after each evaluation; one with ``report_training_error``
+    (``StepSchedule``'s warm-up gate) is shown each logging window's training error.
 
     ``compile`` holds ``torch.compile`` options, or ``None`` for eager execution;
     ``{"mode": "reduce-overhead"}`` also replays each step as a CUDA graph.
-    ``warmup_until_error`` (percent) releases the schedule's warm-up gate at the first logging
-    window whose training error is below it.
+    Checkpoints also hold the random generators' states and the open training window, so that
+    a resumed run is bit for bit the run it would have been (with the data module's batches,
+    which follow the checkpointed iteration count).
     """
 
     def __init__(
@@ -78,12 +103,10 @@ class ImageClassifier(pl.LightningModule):
         decay_norm_weights: bool = True,
         channels_last: bool = True,
         compile: dict | None = None,
-        warmup_until_error: float | None = None,
     ):
         super().__init__()
         self.net, self.make_optimizer, self.schedule = net, optimizer, schedule
         self.log_every, self.decay_norm_weights = log_every, decay_norm_weights
-        self.warmup_until_error = warmup_until_error
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         if compile is not None:
@@ -100,26 +123,35 @@ class ImageClassifier(pl.LightningModule):
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         self.train_window.add(loss, logits, labels)
+        iteration = self.global_step + 1  # iterations done once this update is made
+        if iteration % self.log_every == 0:
+            self._end_training_window(iteration)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.global_step % self.log_every:
-            return
+    def _end_training_window(self, iteration: int) -> None:
+        """Log the window's training error and loss and the rate of its last update, and report
+        the error to the schedule (the warm-up gate). Done in the step, before the checkpoint
+        callback runs, so that a checkpoint holds the state after this iteration."""
         loss, error = self.train_window.pop(self._sum_over_processes)
         if not math.isfinite(loss):
-            raise DivergedError(f"training loss is {loss} at iteration {self.global_step}")
+            raise DivergedError(f"training loss is {loss} at iteration {iteration}")
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log_dict({"train/err": error, "train/loss": loss, "lr": lr}, prog_bar=True)
-        self.end_warmup_if_below(error)
+        report = getattr(self.schedule, "report_training_error", None)
+        if report is not None:
+            report(error, iteration)
 
-    def end_warmup_if_below(self, error: float) -> bool:
-        """Release the warm-up gate once the training error is below ``warmup_until_error``."""
-        if self.warmup_until_error is None or self.schedule.released:
-            return False
-        if error < self.warmup_until_error:
-            self.schedule.release()
-            return True
-        return False
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """What a resumed run needs beyond weights, optimizer and schedule to go on exactly as
+        if never stopped: the random generators (augmentation draws) and the open window."""
+        checkpoint["random_state"] = random_state()
+        checkpoint["train_window"] = self.train_window.state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "random_state" in checkpoint:
+            set_random_state(checkpoint["random_state"])
+        if "train_window" in checkpoint:
+            self.train_window.load(checkpoint["train_window"])
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch

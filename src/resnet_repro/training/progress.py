@@ -6,14 +6,22 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 
 
 class IterationProgressBar(TQDMProgressBar):
-    """One bar from the first to the last iteration (``max_steps``), resumed runs included."""
+    """One bar from the first to the last iteration (``max_steps``), resumed runs included: a
+    run resumed mid-epoch gets no epoch start, so the bar is spanned at the train start too."""
+
+    def on_train_start(self, trainer, *_) -> None:
+        super().on_train_start(trainer, *_)
+        self._span_run(trainer)
 
     def on_train_epoch_start(self, trainer, *_) -> None:
+        self._span_run(trainer)
+        self.train_progress_bar.set_description(f"Iteration (epoch {trainer.current_epoch})")
+
+    def _span_run(self, trainer) -> None:
         bar = self.train_progress_bar
         if bar.total != trainer.max_steps:
             bar.reset(total=trainer.max_steps)
             bar.update(trainer.global_step)
-        bar.set_description(f"Iteration (epoch {trainer.current_epoch})")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         bar = self.train_progress_bar

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 class StepSchedule:
@@ -11,9 +11,16 @@ class StepSchedule:
     With ``warmup_iters`` > 0 the factor first rises linearly from ``warmup_start`` to 1 over
     that many iterations (a smooth ramp, not the paper's step; see
     ``conf/protocol/cifar10/cpu.yaml``).
-    With ``warmup_gate`` < 1 the factor is multiplied by it until ``release()`` is called: the
-    paper's ResNet-110 warm-up (0.01 = 0.1 x 0.1 until training error falls below 80 %), which
-    the training module releases; the flag is saved in checkpoints with the scheduler.
+
+    ``gate`` is the paper's warm-up for its deepest nets (section 4.2: ResNet-110 "uses 0.01 to
+    warm up the training until the training error is below 80 % (about 400 iterations), and then
+    goes back to 0.1"), as a rule: ``{"from_depth": 110, "depth": <the net's>, "factor": 0.1,
+    "below_error": 80.0}``. Nets at least ``from_depth`` deep, plain and residual alike, train
+    at ``factor`` x the schedule until a training error below ``below_error`` % is reported
+    (``report_training_error``, once per logging window); the update after that report uses
+    the full rate. The gate's state is plain attributes, saved in checkpoints with the scheduler
+    (``LambdaLR`` keeps a callable object's ``__dict__``).
+
     ``factor(i)`` is the factor applied to the update of iteration ``i`` (counted from 0), which
     is also what ``LambdaLR`` asks for after ``i`` scheduler steps.
     """
@@ -24,21 +31,35 @@ class StepSchedule:
         gamma: float = 0.1,
         warmup_iters: int = 0,
         warmup_start: float = 0.0,
-        warmup_gate: float = 1.0,
+        gate: Mapping | None = None,
     ):
         if list(milestones) != sorted(milestones):
             raise ValueError(f"milestones must be increasing; got {list(milestones)}")
         self.milestones, self.gamma = list(milestones), gamma
         self.warmup_iters, self.warmup_start = warmup_iters, warmup_start
-        self.warmup_gate, self.released = warmup_gate, warmup_gate == 1.0
+        gate = dict(gate or {})
+        self.gated = bool(gate) and gate["depth"] >= gate["from_depth"]
+        self.gate_factor = float(gate.get("factor", 1.0))
+        self.gate_below_error = float(gate.get("below_error", 100.0))
+        self.gate_open, self.gate_opened_at = not self.gated, None
 
-    def release(self) -> None:
-        self.released = True
+    def report_training_error(self, error: float, iteration: int) -> bool:
+        """The training error (%) of the window ending at ``iteration`` (iterations done);
+        True where this report opens the gate."""
+        if self.gate_open or error >= self.gate_below_error:
+            return False
+        self.gate_open, self.gate_opened_at = True, iteration
+        return True
+
+    def gate_record(self) -> dict:
+        """For run.json: whether the gate applies, and the iteration at which it opened."""
+        return {"applies": self.gated, "factor": self.gate_factor,
+                "below_error": self.gate_below_error, "opened_at": self.gate_opened_at}
 
     def __call__(self, iteration: int) -> float:
         decay = self.gamma ** sum(iteration >= milestone for milestone in self.milestones)
-        if not self.released:
-            decay *= self.warmup_gate
+        if not self.gate_open:
+            decay *= self.gate_factor
         if iteration < self.warmup_iters:
             progress = iteration / self.warmup_iters
             return decay * (self.warmup_start + (1 - self.warmup_start) * progress)

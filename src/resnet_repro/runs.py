@@ -1,0 +1,221 @@
+"""The run folder: the one place that knows its layout, names it by the run's identity, and
+reads and writes it. Training writes through it; analysis and benchmarks read through it.
+
+    <runs>/<key>/config.yaml                the resolved config
+    <runs>/<key>/run.json                   status, net, seed, data, commit, hardware, attempts
+    <runs>/<key>/attempt-<k>/metrics.csv    Lightning's CSVLogger, one folder per (re)start
+    <runs>/<key>/checkpoints/last.ckpt      for resuming (not committed)
+    <runs>/<key>/model.pt                   the final network weights (a plain state_dict)
+
+``<key>`` is a hash of the run's identity: what determines its result. ``group`` in run.json
+is the same hash without the seed: runs of one group are seeds of one protocol, and only they
+are ever aggregated together.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+#: The config nodes that determine a run's result.
+IDENTITY_NODES = ("model", "data", "module", "trainer", "seed")
+#: Keys inside them that change where or how fast a run goes, not what it computes.
+NOT_IDENTITY = {
+    "data": ("source", "cache_dir", "eval_batch_size", "on_device", "num_workers", "pin_memory"),
+    "module": ("compile",),
+    "trainer": (
+        "accelerator", "devices", "num_nodes", "strategy", "enable_progress_bar",
+        "enable_model_summary", "benchmark",
+    ),
+}
+
+
+def process_count(trainer: DictConfig) -> int:
+    """Devices x nodes: BatchNorm's statistics are per device, so this changes the result."""
+    devices = trainer.get("devices", 1)
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        per_node = len(devices)
+    else:
+        per_node = int(devices) if str(devices).isdigit() else 1  # "auto", -1: one here
+    return per_node * int(trainer.get("num_nodes", 1) or 1)
+
+
+def run_identity(cfg: DictConfig, data_fingerprint: str) -> dict:
+    """What determines a run's result: the config nodes above, the data by content hash, and
+    the number of processes where it is not 1 (so single-device keys never change)."""
+    selected = OmegaConf.masked_copy(cfg, list(IDENTITY_NODES))
+    identity = OmegaConf.to_container(selected, resolve=True)
+    for node, keys in NOT_IDENTITY.items():
+        for key in keys:
+            identity[node].pop(key, None)
+    identity["data"]["fingerprint"] = data_fingerprint
+    processes = process_count(cfg.trainer)
+    if processes != 1:
+        identity["trainer"]["processes"] = processes
+    return identity
+
+
+def _digest(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_key(cfg: DictConfig, data_fingerprint: str) -> str:
+    return _digest(run_identity(cfg, data_fingerprint))
+
+
+def group_key(cfg: DictConfig, data_fingerprint: str) -> str:
+    """The run's identity without its seed: the protocol that its seeds share."""
+    identity = run_identity(cfg, data_fingerprint)
+    identity.pop("seed")
+    return _digest(identity)
+
+
+def run_directory(cfg: DictConfig, data_fingerprint: str) -> Path:
+    return Path(cfg.paths.runs) / run_key(cfg, data_fingerprint)
+
+
+class RunFolder:
+    """Paths inside one run folder, and reading what a run wrote."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.record = self.directory / "run.json"
+        self.config = self.directory / "config.yaml"
+        self.checkpoints = self.directory / "checkpoints"
+        self.last_checkpoint = self.checkpoints / "last.ckpt"
+        self.weights = self.directory / "model.pt"
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    def attempt(self, index: int) -> Path:
+        """The folder of the ``index``-th (re)start: CSVLogger empties a reused one."""
+        return self.directory / f"attempt-{index}"
+
+    def read_record(self) -> dict:
+        return json.loads(self.record.read_text()) if self.record.exists() else {}
+
+    def read_metrics(self) -> list[pd.DataFrame]:
+        """Each attempt's metrics.csv, in the order of the attempts."""
+        paths = sorted(self.directory.glob("attempt-*/metrics.csv"),
+                       key=lambda p: int(p.parent.name.split("-")[1]))
+        return [pd.read_csv(path) for path in paths]
+
+    def load_net(self) -> torch.nn.Module:
+        """The network of a finished run, from its config and final weights, in evaluation
+        mode; no trainer needed."""
+        config = OmegaConf.load(self.config)
+        net = instantiate(config.model)
+        net.load_state_dict(torch.load(self.weights, map_location="cpu"))
+        return net.eval()
+
+
+@functools.cache
+def git_commit() -> dict:
+    """The commit of the code, and whether code or configs differ from it, read once per
+    process: the code a process runs is what it imported at its start, so a sweep's later runs
+    are not marked by edits made to the working tree while it ran."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode:
+        return {"commit": "unknown", "dirty": None}
+    dirty = git("status", "--porcelain", "--", "src", "conf", "experiments").stdout.strip()
+    return {"commit": head.stdout.strip(), "dirty": bool(dirty)}
+
+
+def hardware() -> dict:
+    """The machine a run ran on, for the record."""
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name()
+    else:
+        device = platform.processor() or platform.machine()
+        cpuinfo = Path("/proc/cpuinfo")
+        if cpuinfo.exists():
+            names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                     if ln.startswith("model name")]
+            device = names[0] if names else device
+    return {
+        "accelerator": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "host": platform.node(),
+    }
+
+
+class RunRecord:
+    """``run.json`` of one run folder: created at the first start, updated at each end.
+    Under DDP only the first process writes (``writable``); the others keep it in memory."""
+
+    def __init__(self, directory: str | os.PathLike, writable: bool = True):
+        self.folder, self.writable = RunFolder(directory), writable
+        self.directory = self.folder.directory
+        self.data: dict = self.folder.read_record()
+
+    @property
+    def status(self) -> str | None:
+        return self.data.get("status")
+
+    @property
+    def attempt(self) -> int:
+        """The number of the latest (re)start, from 0."""
+        return len(self.data.get("attempts", [])) - 1
+
+    def start(self, cfg: DictConfig, info: dict) -> None:
+        """Record a (re)start: the config, what describes the run, and a new attempt."""
+        if self.writable:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, self.folder.config, resolve=True)
+        self.data.update(info, status="running")
+        self.data.setdefault("attempts", []).append(
+            {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **git_commit(), **hardware()}
+        )
+        self._started = time.perf_counter()
+        self.save()
+
+    def update(self, **fields) -> None:
+        """Record facts learned during the run (the iteration the warm-up gate opened)."""
+        self.data.update(fields)
+        self.save()
+
+    def finish(self, status: str, iterations: int, error: str | None = None) -> None:
+        attempt = self.data["attempts"][-1]
+        attempt.update(
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            wall_seconds=round(time.perf_counter() - self._started, 1),
+            status=status,
+            iterations=iterations,
+        )
+        self.data.update(
+            status=status,
+            iterations=iterations,
+            error=error,
+            wall_seconds=round(sum(a.get("wall_seconds", 0) for a in self.data["attempts"]), 1),
+        )
+        self.save()
+
+    def save_weights(self, net: torch.nn.Module) -> None:
+        if self.writable:
+            torch.save(net.state_dict(), self.folder.weights)
+
+    def save(self) -> None:
+        if not self.writable:
+            return
+        partial = self.folder.record.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.data, indent=2))
+        partial.replace(self.folder.record)

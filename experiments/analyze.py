@@ -14,11 +14,17 @@ from pathlib import Path
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
+from resnet_repro.analysis import gradients, identity
 from resnet_repro.analysis.collect import summarize
+from resnet_repro.analysis.nets import Context
 from resnet_repro.analysis.report import write_results
 from resnet_repro.analysis.responses import responses
 from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_directories
 from resnet_repro.config import protocol_description
+
+
+#: Analyses of trained nets: each writes its own figures, tables and README.
+NET_ANALYSES = {"gradients": gradients.run, "identity": identity.run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     analysis = OmegaConf.to_container(config.analysis, resolve=True)
     analysis["dataset"] = get_class(config.data._target_).title
     analysis["protocol"] = protocol_description(sweep_choices(args.overrides)["protocol"])
+    if analysis["figure"] in NET_ANALYSES:
+        context = Context(config, directories, out_dir, command, analysis["protocol"])
+        written = NET_ANALYSES[analysis["figure"]](context)
+        print("wrote", ", ".join(str(path) for path in written.values()))
+        return 0
     layer_responses = None
     if analysis["figure"] == "layer_responses":
         layer_responses = responses(directories, test_images(config))

@@ -9,7 +9,8 @@ reads and writes it. Training writes through it; analysis and benchmarks read th
 
 ``<key>`` is a hash of the run's identity: what determines its result. ``group`` in run.json
 is the same hash without the seed: runs of one group are seeds of one protocol, and only they
-are ever aggregated together.
+are ever aggregated together. A run that starts from another run's weights (``init``) has
+that run's key in its identity.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 #: The config nodes that determine a run's result.
 IDENTITY_NODES = ("model", "data", "module", "trainer", "seed")
@@ -63,7 +64,24 @@ def run_identity(cfg: DictConfig, data_fingerprint: str) -> dict:
     processes = process_count(cfg.trainer)
     if processes != 1:
         identity["trainer"]["processes"] = processes
+    source = init_source(cfg)
+    if source is not None:  # the run whose weights this one starts from
+        identity["init"] = {**OmegaConf.to_container(cfg.init), "from_run": run_key(
+            source, data_fingerprint)}
     return identity
+
+
+def init_source(cfg: DictConfig) -> DictConfig | None:
+    """The config of the finished run whose trained weights this run starts from, deepened by
+    identity blocks (``init: {from_depth: 20}``: the same run at depth 20), or None for a run
+    from a fresh initialization."""
+    init = cfg.get("init")
+    if init is None:
+        return None
+    source = cfg.copy()
+    with open_dict(source):
+        source.model.depth, source.init = init.from_depth, None
+    return source
 
 
 def _digest(identity: dict) -> str:

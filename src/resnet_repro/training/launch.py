@@ -14,7 +14,15 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from resnet_repro.runs import RunFolder, RunRecord, group_key, run_directory
+from resnet_repro.models.surgery import deepen
+from resnet_repro.runs import (
+    RunFolder,
+    RunRecord,
+    group_key,
+    init_source,
+    run_directory,
+    run_identity,
+)
 from resnet_repro.training.module import DivergedError
 from resnet_repro.training.progress import IterationProgressBar
 
@@ -49,6 +57,8 @@ def train(cfg: DictConfig) -> RunRecord:
 
     pl.seed_everything(cfg.seed, workers=True)
     net = instantiate(cfg.model)
+    if init_source(cfg) is not None:
+        net.load_state_dict(deepened_weights(cfg, fingerprint))
     module = instantiate(cfg.module, net=net)
     trainer = make_trainer(cfg, directory, record.attempt + 1)
     record.writable = trainer.is_global_zero
@@ -77,6 +87,21 @@ def train(cfg: DictConfig) -> RunRecord:
     return record
 
 
+def deepened_weights(cfg: DictConfig, fingerprint: str) -> dict:
+    """The starting weights of a run with ``init``: its source run's final weights, deepened to
+    this run's depth by identity blocks (``models.surgery.deepen``)."""
+    source = init_source(cfg)
+    folder = RunFolder(run_directory(source, fingerprint))
+    if folder.read_record().get("status") != "done":
+        raise RunFailed(
+            f"init.from_depth={cfg.init.from_depth} needs the finished run of this config at "
+            f"depth {source.model.depth} ({folder.directory}); train it first: python "
+            f"experiments/train.py model.depth={source.model.depth} "
+            f"model.shortcut={source.model.shortcut or 'null'} seed={cfg.seed} profile="
+            f"{cfg.profile_name}")
+    return deepen(folder.load_net(), cfg.model.depth).state_dict()
+
+
 def _finish(record: RunRecord, module, status: str, iterations: int, error: str | None = None):
     """End the attempt, recording the warm-up gate's state (where the schedule has one)."""
     gate_record = getattr(module.schedule, "gate_record", None)
@@ -96,6 +121,8 @@ def _describe(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: st
         "dataset": {"source": str(datamodule.source), "fingerprint": fingerprint},
         "group": group_key(cfg, fingerprint),
         "max_steps": cfg.trainer.max_steps,
+        **{key: value for key, value in run_identity(cfg, fingerprint).items()
+           if key == "init"},
     }
 
 

@@ -1,0 +1,183 @@
+"""The identity construction (section 1): a deeper net built from a trained shallower one plus
+layers that compute the identity has exactly the shallower net's error, so a solution at least
+as good exists at the greater depth; where the trained deeper net errs more, SGD did not find
+it: an optimization failure, not a limit of capacity.
+
+For each family (plain, ResNet): the trained shallow net, the trained deep net (from scratch)
+and the constructed deep net (``models.surgery.deepen``), evaluated alike (BN with its stored
+statistics, no augmentation); then the constructed plain net trained further at the profile's
+schedule (the run that ``experiment=identity`` trains).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from resnet_repro.analysis.collect import curves_of
+from resnet_repro.analysis.nets import (
+    TrainedRun,
+    dataset,
+    evaluate,
+    finished_runs,
+    save_csv,
+    write_readme,
+)
+from resnet_repro.analysis.plots import plt, save_figure
+from resnet_repro.models.surgery import deepen
+from resnet_repro.runs import run_directory
+
+FAMILIES = {"plain": None, "ResNet": "A"}
+
+
+def variant(config: DictConfig, shortcut: str | None, depth: int, init=None) -> DictConfig:
+    """``config`` with another net and starting point (the rest of the protocol unchanged)."""
+    variant = config.copy()
+    with open_dict(variant):
+        variant.model.shortcut, variant.model.depth, variant.init = shortcut, depth, init
+    return variant
+
+
+def runs_needed(config: DictConfig, fingerprint: str) -> dict[tuple[str, str], TrainedRun]:
+    """(family, role) -> finished run: the shallow and deep nets of each family from scratch,
+    and the constructed plain net trained further (``config`` itself)."""
+    shallow, deep = config.analysis.shallow_depth, config.analysis.deep_depth
+    wanted = {(family, role): variant(config, shortcut, depth)
+              for family, shortcut in FAMILIES.items()
+              for role, depth in (("shallow", shallow), ("deep", deep))}
+    wanted[("plain", "constructed, trained further")] = config
+    found = {}
+    for key, wanted_config in wanted.items():
+        runs = finished_runs([run_directory(wanted_config, fingerprint)])
+        if not runs:
+            raise SystemExit(
+                f"the {key[0]} {key[1]} run ({wanted_config.model.depth} layers) has not "
+                f"finished: train it first (make reproduce-fig6 and make reproduce-identity at "
+                f"profile {config.profile_name})")
+        found[key] = runs[0]
+    return found
+
+
+def measure(config: DictConfig, runs: dict, budget) -> tuple[pd.DataFrame, dict]:
+    """Training and test error (and loss) of every net, and each constructed net's largest
+    logit difference from its shallow net."""
+    splits = {"train": dataset(config, "train", budget.identity_train_images),
+              "test": dataset(config, "test")}
+    nets = {}
+    for family in FAMILIES:
+        shallow = runs[(family, "shallow")].load_net()
+        nets[(family, f"trained {shallow.name}")] = shallow
+        nets[(family, f"trained {runs[(family, 'deep')].net_name}, from scratch")] = \
+            runs[(family, "deep")].load_net()
+        nets[(family, f"{shallow.name} + identity layers = {config.analysis.deep_depth}")] = \
+            deepen(shallow, config.analysis.deep_depth).eval()
+    further = runs[("plain", "constructed, trained further")]
+    nets[("plain", f"constructed, trained {further.record['iterations']} iterations more")] = \
+        further.load_net()
+    rows, differences = [], {}
+    for (family, what), net in nets.items():
+        row = {"family": family, "net": what}
+        for split, (images, labels) in splits.items():
+            row[f"{split}_loss"], row[f"{split}_error"] = evaluate(
+                net, images, labels, budget.eval_batch_size)
+        rows.append(row)
+    for family in FAMILIES:
+        shallow = runs[(family, "shallow")].load_net()
+        constructed = deepen(shallow, config.analysis.deep_depth).eval()
+        with torch.inference_mode():
+            images = splits["test"][0]
+            differences[family] = float((constructed(images) - shallow(images)).abs().max())
+    return pd.DataFrame(rows), differences
+
+
+def plot_identity(table: pd.DataFrame, further: pd.DataFrame, title: str):
+    """Bars: training and test error of every net, by family; then the further training of
+    the constructed plain net, its logged training error against iterations."""
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for axis, split in zip(axes[:2], ("train", "test"), strict=True):
+        colours = ["tab:red" if family == "plain" else "tab:blue" for family in table["family"]]
+        axis.barh(range(len(table)), table[f"{split}_error"], color=colours)
+        axis.set_yticks(range(len(table)), [f"{f}: {n}" for f, n in
+                                            zip(table["family"], table["net"], strict=True)],
+                        fontsize="small")
+        axis.invert_yaxis()
+        axis.set_xlabel(f"{split} error (%)")
+        for index, value in enumerate(table[f"{split}_error"]):
+            axis.text(value, index, f" {value:.1f}", va="center", fontsize="small")
+    axes[1].set_yticks([])
+    for label, curve in further.groupby("label", sort=False):
+        axes[2].plot(curve["iteration"], curve["error"], label=label)
+    axes[2].set_xlabel("iterations")
+    axes[2].set_ylabel("training error (%), logged windows")
+    axes[2].legend(fontsize="small")
+    axes[2].grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves(runs: dict) -> pd.DataFrame:
+    """The logged training error of the constructed plain net trained further and of the deep
+    plain net trained from scratch."""
+    frames = []
+    for key, label in ((("plain", "constructed, trained further"), "constructed, trained on"),
+                       (("plain", "deep"), "from scratch")):
+        curves = curves_of(runs[key].folder.read_metrics())
+        frames.append(curves[curves["split"] == "train"].assign(
+            label=f"{runs[key].net_name} {label}"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run(context) -> dict:
+    config, budget = context.config, context.budget
+    fingerprint = instantiate(config.data, seed=config.seed).fingerprint
+    runs = runs_needed(config, fingerprint)
+    table, differences = measure(config, runs, budget)
+    curves = training_curves(runs)
+    written = {"csv": save_csv(table.round(4), context.out_dir / "identity.csv"),
+               "curves": save_csv(curves, context.out_dir / "further_training.csv")}
+    figure = plot_identity(table, curves, context.title("The identity construction"))
+    written["png"], written["pdf"] = save_figure(figure, context.out_dir / "identity")
+    written["readme"] = write_readme(
+        context.out_dir, context.title("The identity construction"), context.command,
+        list(runs.values()), measured_lines(budget), findings(table, differences, curves),
+        ["identity.png"], context.protocol)
+    return written
+
+
+def measured_lines(budget) -> list[str]:
+    return [
+        "- " + " ".join(__doc__.strip().splitlines()[5:10]),
+        f"- Training error on the first {budget.identity_train_images} training images, test "
+        "error on the whole test set, both in evaluation mode without augmentation (so the "
+        "training errors differ from the ones logged during training, which average augmented "
+        "batches in training mode).",
+        "- The constructed blocks compute the identity in evaluation mode only: in training "
+        "mode BN normalizes with each batch's statistics, so from the first step of further "
+        "training the added layers are no longer the identity.",
+    ]
+
+
+def findings(table: pd.DataFrame, differences: dict, curves: pd.DataFrame) -> list[str]:
+    lines = []
+    for family, rows in table.groupby("family", sort=False):
+        shallow, deep, constructed = rows.iloc[0], rows.iloc[1], rows.iloc[2]
+        lines.append(
+            f"- {family}: the constructed net's logits differ from the shallow net's by at most "
+            f"{differences[family]:.2g} on the test set; its errors are the shallow net's "
+            f"({constructed.train_error:.2f} / {constructed.test_error:.2f} % training / test "
+            f"against {shallow.train_error:.2f} / {shallow.test_error:.2f} %), where the deep net "
+            f"trained from scratch errs {deep.train_error:.2f} / {deep.test_error:.2f} %: "
+            + ("a solution better than SGD's exists at that depth."
+               if deep.train_error > constructed.train_error else
+               "SGD found a solution at least as good as the constructed one."))
+    further = table[table["net"].str.startswith("constructed, trained")].iloc[0]
+    start = curves[curves["label"].str.contains("constructed")].sort_values("iteration")
+    lines.append(
+        f"- The constructed plain net trained further: logged training error "
+        f"{start['error'].iloc[0]:.1f} % after the first window and "
+        f"{start['error'].iloc[-1]:.1f} % at the end; evaluated as above "
+        f"{further.train_error:.2f} / {further.test_error:.2f} % training / test error.")
+    return lines

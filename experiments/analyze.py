@@ -22,7 +22,6 @@ from resnet_repro.analysis.responses import responses
 from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_directories
 from resnet_repro.config import protocol_description
 
-
 #: Analyses of trained nets: each writes its own figures, tables and README.
 NET_ANALYSES = {"gradients": gradients.run, "identity": identity.run}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
-from resnet_repro.analysis import gradients, identity
+from resnet_repro.analysis import gradients, identity, landscape, lesion
 from resnet_repro.analysis.collect import summarize
 from resnet_repro.analysis.nets import Context
 from resnet_repro.analysis.report import write_results
@@ -23,7 +23,8 @@ from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_
 from resnet_repro.config import protocol_description
 
 #: Analyses of trained nets: each writes its own figures, tables and README.
-NET_ANALYSES = {"gradients": gradients.run, "identity": identity.run}
+NET_ANALYSES = {"gradients": gradients.run, "identity": identity.run, "lesion": lesion.run,
+                "landscape": landscape.run}
 
 
 def main(argv: list[str] | None = None) -> int:

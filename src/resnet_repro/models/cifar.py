@@ -73,7 +73,13 @@ class CifarResNet(nn.Module):
         """All basic blocks, input to output."""
         return [*self.stage1, *self.stage2, *self.stage3]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.stage3(self.stage2(self.stage1(x)))
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The first conv layer, before the blocks."""
+        return F.relu(self.bn1(self.conv1(x)))
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Global average pooling and the fully connected layer, after the blocks."""
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stage3(self.stage2(self.stage1(self.stem(x)))))

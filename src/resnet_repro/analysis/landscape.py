@@ -1,0 +1,203 @@
+"""The loss landscape around trained weights, as Li, Xu, Taylor, Studer, Goldstein (NeurIPS
+2018, "Visualizing the Loss Landscape of Neural Nets") draw it: the training loss at
+θ + α δ (1D) and θ + α δ + β η (2D) for random directions δ, η that are filter-normalized:
+Gaussian, then each output filter's direction scaled to the norm of that filter's weights;
+BN parameters and biases get no direction (zero). A fixed seed draws the directions; BN in
+evaluation mode with its stored statistics; the training images without augmentation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.colors import LogNorm
+from torch import nn
+
+from resnet_repro.analysis.nets import dataset, evaluate, finished_runs, save_csv, write_readme
+from resnet_repro.analysis.plots import plt, save_figure
+
+
+def filter_normalized_direction(net: nn.Module, generator: torch.Generator
+                                ) -> dict[str, torch.Tensor]:
+    """A random direction in weight space, one tensor per parameter: Gaussian for every weight
+    with filters (conv kernels, the fc layer's rows), each filter's part scaled to that
+    filter's weight norm; zero for BN's scales and shifts and for biases (1-D parameters)."""
+    direction = {}
+    for name, weight in net.named_parameters():
+        if weight.dim() <= 1:
+            direction[name] = torch.zeros_like(weight)
+            continue
+        noise = torch.randn(weight.shape, generator=generator, dtype=weight.dtype)
+        filters = noise.flatten(1)
+        scale = weight.detach().flatten(1).norm(dim=1) / filters.norm(dim=1)
+        direction[name] = (filters * scale[:, None]).view_as(weight)
+    return direction
+
+
+@torch.inference_mode()
+def loss_surface(net: nn.Module, directions: list[dict], coordinates: list[tuple],
+                 images: torch.Tensor, labels: torch.Tensor, batch_size: int
+                 ) -> list[tuple[float, float]]:
+    """(loss, error %) at θ + Σ cᵢ dᵢ for each tuple of coefficients c in ``coordinates``; the
+    net is restored to θ afterwards."""
+    net.eval()
+    origin = {name: p.detach().clone() for name, p in net.named_parameters()}
+    results = []
+    try:
+        for coefficients in coordinates:
+            for name, parameter in net.named_parameters():
+                shifted = origin[name].clone()
+                for c, direction in zip(coefficients, directions, strict=True):
+                    shifted.add_(direction[name], alpha=c)
+                parameter.copy_(shifted)
+            results.append(evaluate(net, images, labels, batch_size))
+    finally:
+        for name, parameter in net.named_parameters():
+            parameter.copy_(origin[name])
+    return results
+
+
+def grid(points: int) -> np.ndarray:
+    return np.linspace(-1.0, 1.0, points)
+
+
+def measure(runs, images, labels, budget) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The 1D curve (2 x points - 1 values of α) and the 2D surface (points x points) of every
+    run, with directions drawn from seed 0 (δ first, then η)."""
+    curves, surfaces = [], []
+    for trained in runs:
+        net = trained.load_net()
+        generator = torch.Generator().manual_seed(0)
+        delta = filter_normalized_direction(net, generator)
+        eta = filter_normalized_direction(net, generator)
+        alphas = grid(2 * budget.landscape_points - 1)
+        line = loss_surface(net, [delta], [(a,) for a in alphas], images, labels,
+                            budget.eval_batch_size)
+        curves.append(pd.DataFrame({"alpha": alphas, "loss": [v[0] for v in line],
+                                    "error": [v[1] for v in line]}).assign(
+            net=trained.net_name, depth=trained.depth, shortcut=trained.shortcut))
+        axis = grid(budget.landscape_points)
+        points = [(a, b) for a in axis for b in axis]
+        plane = loss_surface(net, [delta, eta], points, images, labels, budget.eval_batch_size)
+        surfaces.append(pd.DataFrame({"alpha": [p[0] for p in points],
+                                      "beta": [p[1] for p in points],
+                                      "loss": [v[0] for v in plane]}).assign(
+            net=trained.net_name, depth=trained.depth, shortcut=trained.shortcut))
+    return pd.concat(curves, ignore_index=True), pd.concat(surfaces, ignore_index=True)
+
+
+def plot_curves(curves: pd.DataFrame, title: str):
+    """1D: training loss along δ, one panel per depth, plain (red) against residual (blue)."""
+    depths = sorted(curves["depth"].unique())
+    figure, axes = plt.subplots(1, len(depths), figsize=(4.5 * len(depths), 3.8), squeeze=False)
+    for axis, depth in zip(axes[0], depths, strict=True):
+        for net, rows in curves[curves["depth"] == depth].groupby("net", sort=False):
+            colour = "tab:red" if rows["shortcut"].iloc[0] == "none" else "tab:blue"
+            axis.plot(rows["alpha"], rows["loss"], color=colour, label=net)
+        axis.set_yscale("log")
+        axis.set_xlabel("α (filter-normalized direction)")
+        axis.set_ylabel("training loss")
+        axis.set_title(f"depth {depth}")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def contour_levels(surfaces: pd.DataFrame, count: int = 25) -> np.ndarray:
+    """Levels shared by every panel: log-spaced from the lowest to the highest loss found, so
+    that a plain and a residual net are drawn on the same scale."""
+    return np.geomspace(surfaces["loss"].min(), surfaces["loss"].max(), count)
+
+
+def plot_contours(surfaces: pd.DataFrame, title: str):
+    """2D: contours of the training loss over (α, β), a row per depth, plain (left) and
+    ResNet (right), the same levels in every panel."""
+    depths = sorted(surfaces["depth"].unique())
+    families = ["none", "A"]
+    figure, axes = plt.subplots(len(depths), 2, figsize=(10, 4.3 * len(depths)), squeeze=False)
+    levels = contour_levels(surfaces)
+    for row, depth in enumerate(depths):
+        for column, shortcut in enumerate(families):
+            axis = axes[row][column]
+            rows = surfaces[(surfaces["depth"] == depth) & (surfaces["shortcut"] == shortcut)]
+            if rows.empty:
+                axis.set_axis_off()
+                continue
+            table = rows.pivot(index="beta", columns="alpha", values="loss")
+            contours = axis.contour(table.columns, table.index, table.to_numpy(),
+                                    levels=levels, cmap="viridis",
+                                    norm=LogNorm(vmin=levels[0], vmax=levels[-1]))
+            axis.clabel(contours, fontsize=6, fmt="%.2g")
+            axis.set_title(rows["net"].iloc[0])
+            axis.set_xlabel("α")
+            axis.set_ylabel("β")
+            axis.set_aspect("equal")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def findings(curves: pd.DataFrame, surfaces: pd.DataFrame) -> list[str]:
+    lines = []
+    for net, rows in curves.groupby("net", sort=False):
+        centre = rows.loc[rows["alpha"].abs().idxmin()]
+        ends = rows[rows["alpha"].abs() == 1.0]["loss"]
+        plane = surfaces[surfaces["net"] == net]["loss"]
+        lines.append(
+            f"- {net}: training loss {centre['loss']:.3f} ({centre['error']:.1f} % error) at "
+            f"the trained weights, {ends.min():.3g}-{ends.max():.3g} at α = ±1 along δ; over the "
+            f"2D grid {plane.min():.3g} to {plane.max():.3g} (max / min "
+            f"{plane.max() / plane.min():.3g}), {_minimum_note(surfaces, net)}.")
+    return lines
+
+
+def _minimum_note(surfaces: pd.DataFrame, net: str) -> str:
+    rows = surfaces[surfaces["net"] == net]
+    lowest = rows.loc[rows["loss"].idxmin()]
+    where = "at the trained weights" if lowest["alpha"] == 0 and lowest["beta"] == 0 else (
+        f"lowest at (α, β) = ({lowest['alpha']:.2f}, {lowest['beta']:.2f})")
+    return where
+
+
+def run(context) -> dict:
+    budget = context.budget
+    runs = finished_runs(context.directories)
+    if not runs:
+        raise SystemExit("no finished runs to draw: train them first (make reproduce-fig6)")
+    images, labels = dataset(context.config, "train", budget.landscape_images)
+    curves, surfaces = measure(runs, images, labels, budget)
+    written = {"curves": save_csv(curves, context.out_dir / "landscape_1d.csv"),
+               "surfaces": save_csv(surfaces, context.out_dir / "landscape_2d.csv")}
+    figure = plot_curves(curves, context.title("Training loss along a filter-normalized "
+                                               "direction"))
+    written["png_1d"], written["pdf_1d"] = save_figure(figure, context.out_dir / "landscape_1d")
+    figure = plot_contours(surfaces, context.title("Training loss around the trained weights"))
+    written["png_2d"], written["pdf_2d"] = save_figure(figure, context.out_dir / "landscape_2d")
+    points = budget.landscape_points
+    measured = [
+        "- " + " ".join(__doc__.strip().splitlines()[2:7]),
+        f"- On the first {len(labels)} training images; α and β over [-1, 1]: "
+        f"{2 * points - 1} points in 1D, {points} x {points} in 2D. Contour levels are shared "
+        "by all panels (log-spaced over the losses found).",
+    ]
+    written["readme"] = write_readme(
+        context.out_dir, context.title("Loss landscape"), context.command, runs, measured,
+        findings(curves, surfaces) + READING, ["landscape_1d.png", "landscape_2d.png"],
+        context.protocol)
+    return written
+
+
+READING = [
+    "",
+    "- Li et al. found ResNet-56's surface smooth and nearly convex around its minimum and the "
+    "56-layer net without skip connections chaotic, with many local minima; their nets were "
+    "converged (test errors near 6 % and 13 %).",
+    "- Nets trained for the cpu profile's 1,200 iterations are far from converged: the trained "
+    "weights are not a minimum yet, so the lowest loss need not be at the centre, and the "
+    "surface shows the region that SGD was crossing rather than the basin it would settle in. "
+    "What the comparison can still show is how much rougher and steeper the plain net's "
+    "neighbourhood is than its residual twin's at the same scale.",
+]

@@ -28,6 +28,15 @@ def test_run_key_depends_on_what_changes_the_result():
     assert run_key(make_config("data.source=/elsewhere/same.tar.gz"), "data-hash") == base
     assert run_key(make_config("trainer.enable_progress_bar=true"), "data-hash") == base
     assert run_key(make_config("trainer.accelerator=cpu", "threads=1"), "data-hash") == base
+    # BatchNorm's statistics are per device: the number of processes counts where it is not 1
+    assert run_key(make_config("trainer.devices=1", "trainer.num_nodes=1"), "data-hash") == base
+    two_devices = run_key(make_config("trainer.devices=2"), "data-hash")
+    assert two_devices != base
+    assert run_key(make_config("trainer.devices=1", "trainer.num_nodes=2"), "data-hash") == \
+        two_devices
+    # where a run starts from another run's weights, that run is part of its identity
+    deepened = run_key(make_config("model.depth=56", "init={from_depth: 20}"), "data-hash")
+    assert deepened != run_key(make_config("model.depth=56"), "data-hash")
 
 
 def test_seed_must_be_explicit_and_zero_is_a_seed(smoke_overrides):

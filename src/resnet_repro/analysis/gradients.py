@@ -160,10 +160,11 @@ def run(context) -> dict:
     figure = plot_gradients(table, context.title("Gradient norms by layer"))
     written["png"], written["pdf"] = save_figure(figure, context.out_dir / "gradients")
     measured = [
-        f"- {__doc__.strip().splitlines()[2]} {' '.join(__doc__.strip().splitlines()[3:])}",
-        f"- Batches: the first {len(batches)} x {batch_size} training images. Nets at "
-        f"initialization: depths {', '.join(map(str, config.analysis.init_depths))}, plain and "
-        f"ResNet, seeds 0-{budget.gradient_seeds - 1}. Final weights: the runs listed above.",
+        "- " + " ".join(__doc__.strip().splitlines()[2:]),
+        f"- Batches: {len(batches)} x {batch_size} training images (a fixed random subset). "
+        f"Nets at initialization: depths {', '.join(map(str, config.analysis.init_depths))}, "
+        f"plain and ResNet, seeds 0-{budget.gradient_seeds - 1}. Final weights: the runs listed "
+        "above.",
         f"- Rule: the gradients vanish (explode) towards the input where ‖∂L/∂x‖ at the first "
         f"block is more than {TREND_FACTOR:g} times smaller (larger) than at the last block; "
         "otherwise they stay level.",

@@ -119,11 +119,12 @@ def plot_identity(table: pd.DataFrame, further: pd.DataFrame, title: str):
 
 
 def training_curves(runs: dict) -> pd.DataFrame:
-    """The logged training error of the constructed plain net trained further and of the deep
-    plain net trained from scratch."""
+    """The logged training error of the constructed plain net trained further, of the deep
+    plain net trained from scratch, and of the shallow plain net it was built from."""
     frames = []
     for key, label in ((("plain", "constructed, trained further"), "constructed, trained on"),
-                       (("plain", "deep"), "from scratch")):
+                       (("plain", "deep"), "from scratch"),
+                       (("plain", "shallow"), "(the net it was built from)")):
         curves = curves_of(runs[key].folder.read_metrics())
         frames.append(curves[curves["split"] == "train"].assign(
             label=f"{runs[key].net_name} {label}"))
@@ -150,10 +151,10 @@ def run(context) -> dict:
 def measured_lines(budget) -> list[str]:
     return [
         "- " + " ".join(__doc__.strip().splitlines()[5:10]),
-        f"- Training error on the first {budget.identity_train_images} training images, test "
-        "error on the whole test set, both in evaluation mode without augmentation (so the "
-        "training errors differ from the ones logged during training, which average augmented "
-        "batches in training mode).",
+        f"- Training error on {budget.identity_train_images} training images (a fixed random "
+        "subset), test error on the whole test set, both in evaluation mode without "
+        "augmentation (so the training errors differ from the ones logged during training, "
+        "which average augmented batches in training mode).",
         "- The constructed blocks compute the identity in evaluation mode only: in training "
         "mode BN normalizes with each batch's statistics, so from the first step of further "
         "training the added layers are no longer the identity.",

@@ -107,9 +107,10 @@ def plot_curves(curves: pd.DataFrame, title: str):
 
 
 def contour_levels(surfaces: pd.DataFrame, count: int = 25) -> np.ndarray:
-    """Levels shared by every panel: log-spaced from the lowest to the highest loss found, so
-    that a plain and a residual net are drawn on the same scale."""
-    return np.geomspace(surfaces["loss"].min(), surfaces["loss"].max(), count)
+    """Levels shared by every panel: log-spaced from the lowest positive to the highest finite
+    loss found, so that a plain and a residual net are drawn on the same scale."""
+    losses = surfaces["loss"][np.isfinite(surfaces["loss"]) & (surfaces["loss"] > 0)]
+    return np.geomspace(losses.min(), losses.max(), count)
 
 
 def plot_contours(surfaces: pd.DataFrame, title: str):
@@ -179,7 +180,7 @@ def run(context) -> dict:
     points = budget.landscape_points
     measured = [
         "- " + " ".join(__doc__.strip().splitlines()[2:7]),
-        f"- On the first {len(labels)} training images; α and β over [-1, 1]: "
+        f"- On {len(labels)} training images (a fixed random subset); α and β over [-1, 1]: "
         f"{2 * points - 1} points in 1D, {points} x {points} in 2D. Contour levels are shared "
         "by all panels (log-spaced over the losses found).",
     ]

@@ -172,8 +172,8 @@ def run(context) -> dict:
     written["png"], written["pdf"] = save_figure(figure, context.out_dir / "lesion")
     measured = [
         "- " + " ".join(__doc__.strip().splitlines()[3:8]),
-        f"- On the first {len(labels)} test images; {budget.lesion_draws} random draws per k and "
-        f"pool (a fixed seed), for the ResNets; single deletions for every net.",
+        f"- On {len(labels)} test images (a fixed random subset); {budget.lesion_draws} random "
+        "draws per k and pool (a fixed seed), for the ResNets; single deletions for every net.",
     ]
     written["readme"] = write_readme(
         context.out_dir, context.title("Lesion study: deleting blocks of trained nets"),

@@ -60,12 +60,15 @@ def finished_runs(directories: list[Path]) -> list[TrainedRun]:
 
 def dataset(config: DictConfig, split: str, count: int | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``count`` images of ``split`` (train or test), normalized as evaluation sees
-    them (no augmentation), with their labels."""
+    """``count`` images of ``split`` (train or test; all by default), normalized as evaluation
+    sees them (no augmentation), with their labels. A subset is a fixed random one (seed 0):
+    the splits are stored class by class, so their first images are all of one class."""
     datamodule = instantiate(config.data, seed=config.seed)
     datamodule.setup()
     images, labels = datamodule.splits[split].tensors
-    images, labels = images[:count], labels[:count]
+    if count is not None and count < len(labels):
+        chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:count]
+        images, labels = images[chosen], labels[chosen]
     return datamodule.prepare(images, training=False), labels
 
 

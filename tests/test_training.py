@@ -120,6 +120,18 @@ def sweep_configs_depths(experiment: str, profile: str) -> set:
             for c in sweep_configs([f"experiment={experiment}", f"profile={profile}"])}
 
 
+def test_block_gradient_norms_are_logged_on_request_and_leave_the_run_as_it_was(
+    smoke_overrides
+):
+    assert run_key(make_config("module.grad_norm_every=5"), "d") == run_key(make_config(), "d")
+    record = train(make_config(*smoke_overrides, "module.grad_norm_every=5"))
+    metrics = pd.concat(pd.read_csv(p) for p in record.directory.glob("attempt-*/metrics.csv"))
+    logged = metrics.dropna(subset=["grad_norm/stage1.0"])
+    assert sorted(logged["step"]) == [4, 9, 14, 19]  # iterations 5, 10, 15, 20
+    assert {"grad_norm/conv1", "grad_norm/stage3.0", "grad_norm/fc"} <= set(metrics.columns)
+    assert (logged["grad_norm/stage1.0"] > 0).all()
+
+
 def test_slurm_launcher_config_composes_to_submitit():
     cfg = compose_train(["hydra/launcher=slurm", "experiment=fig6"], return_hydra_config=True)
     launcher = cfg.hydra.launcher

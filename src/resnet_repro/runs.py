@@ -34,7 +34,7 @@ IDENTITY_NODES = ("model", "data", "module", "trainer", "seed")
 #: Keys inside them that change where or how fast a run goes, not what it computes.
 NOT_IDENTITY = {
     "data": ("source", "cache_dir", "eval_batch_size", "on_device", "num_workers", "pin_memory"),
-    "module": ("compile",),
+    "module": ("compile", "grad_norm_every"),
     "trainer": (
         "accelerator", "devices", "num_nodes", "strategy", "enable_progress_bar",
         "enable_model_summary", "benchmark",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import grad_norm
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -25,6 +26,13 @@ def set_random_state(state: dict) -> None:
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def block_of(parameter: str) -> str:
+    """The block a parameter belongs to: ``stage1.0.conv1.weight`` -> ``stage1.0``; a layer
+    outside the stages is its own block (``conv1.weight`` -> ``conv1``, ``fc.bias`` -> ``fc``)."""
+    parts = parameter.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
 
 
 class DivergedError(RuntimeError):
@@ -87,6 +95,8 @@ class ImageClassifier(pl.LightningModule):
     first evaluation set's error after each evaluation; one with ``report_training_error``
     (``StepSchedule``'s warm-up gate) is shown each logging window's training error.
 
+    ``grad_norm_every`` logs each block's gradient norm every that many iterations (off by
+    default; it changes nothing the run computes, so it is not part of the run's identity).
     ``compile`` holds ``torch.compile`` options, or ``None`` for eager execution;
     ``{"mode": "reduce-overhead"}`` also replays each step as a CUDA graph.
     Checkpoints also hold the random generators' states and the open training window, so that
@@ -103,10 +113,12 @@ class ImageClassifier(pl.LightningModule):
         decay_norm_weights: bool = True,
         channels_last: bool = True,
         compile: dict | None = None,
+        grad_norm_every: int | None = None,
     ):
         super().__init__()
         self.net, self.make_optimizer, self.schedule = net, optimizer, schedule
         self.log_every, self.decay_norm_weights = log_every, decay_norm_weights
+        self.grad_norm_every = grad_norm_every
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         if compile is not None:
@@ -140,6 +152,19 @@ class ImageClassifier(pl.LightningModule):
         report = getattr(self.schedule, "report_training_error", None)
         if report is not None:
             report(error, iteration)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Every ``grad_norm_every`` iterations (a multiple of the logging interval, so that
+        Lightning writes them), the gradient norm of each block (``grad_norm/<block>``)."""
+        if not self.grad_norm_every or (self.global_step + 1) % self.grad_norm_every:
+            return
+        squares: dict[str, torch.Tensor] = {}
+        for name, norm in grad_norm(self.net, norm_type=2).items():
+            parameter = name.removeprefix("grad_2.0_norm/")
+            if parameter != name:
+                block = block_of(parameter)
+                squares[block] = squares.get(block, 0.0) + norm.square()
+        self.log_dict({f"grad_norm/{block}": total.sqrt() for block, total in squares.items()})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """What a resumed run needs beyond weights, optimizer and schedule to go on exactly as

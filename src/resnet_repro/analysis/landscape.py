@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from matplotlib.colors import LogNorm
 from torch import nn
+from tqdm.auto import tqdm
 
 from resnet_repro.analysis.nets import dataset, evaluate, finished_runs, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
@@ -45,7 +46,8 @@ def loss_surface(net: nn.Module, directions: list[dict], coordinates: list[tuple
     origin = {name: p.detach().clone() for name, p in net.named_parameters()}
     results = []
     try:
-        for coefficients in coordinates:
+        for coefficients in tqdm(coordinates, desc=f"{getattr(net, 'name', 'net')} landscape",
+                                 leave=False):
             for name, parameter in net.named_parameters():
                 shifted = origin[name].clone()
                 for c, direction in zip(coefficients, directions, strict=True):

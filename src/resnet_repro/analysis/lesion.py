@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from resnet_repro.analysis.nets import dataset, finished_runs, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
@@ -48,7 +49,9 @@ def lesion_errors(net, images: torch.Tensor, labels: torch.Tensor, cases: list[d
     """Test error (%) of ``net`` under each case's deletions, batch by batch: the blocks before
     the first deleted one run once per batch (``block_inputs``)."""
     wrong = torch.zeros(len(cases), dtype=torch.long)
-    for batch, truth in zip(images.split(batch_size), labels.split(batch_size), strict=True):
+    batches = list(zip(images.split(batch_size), labels.split(batch_size), strict=True))
+    for batch, truth in tqdm(batches, desc=f"{getattr(net, 'name', 'net')} lesions",
+                             leave=False):
         inputs = block_inputs(net, batch)
         for index, case in enumerate(cases):
             start = min(case["deleted"], default=0)

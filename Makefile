@@ -1,5 +1,5 @@
 # resnet-repro. Every target but install uses .venv (make install creates it).
-#   make reproduce-fig1 PROFILE=cpu DATA=../shared/data/cifar10-jpeg.tar.gz
+#   make reproduce-fig1 PROFILE=cpu DATA=../shared/data/cifar10-png.tar.gz
 PYTHON  := .venv/bin/python
 PROFILE ?= paper
 # The data set: CIFAR-10 (default: the official release) or ImageNet, as an ImageFolder path.

@@ -11,12 +11,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from resnet_repro.analysis import gradients, identity, landscape, lesion
 from resnet_repro.analysis.collect import summarize
-from resnet_repro.analysis.nets import Context
+from resnet_repro.analysis.nets import Context, dataset
 from resnet_repro.analysis.report import write_results
 from resnet_repro.analysis.responses import responses
 from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_directories
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     layer_responses = None
     if analysis["figure"] == "layer_responses":
-        layer_responses = responses(directories, test_images(config))
+        layer_responses = responses(directories, dataset(config, "test")[0])
     written = write_results(experiment, config.profile_name, analysis, curves, summary, out_dir,
                             command, layer_responses)
     errors = [c for c in ("test_error", "val_error", "top1_10crop") if summary[c].notna().any()]
@@ -59,13 +59,6 @@ def main(argv: list[str] | None = None) -> int:
           .to_string(index=False))
     print("wrote", ", ".join(str(path) for path in written.values()))
     return 0
-
-
-def test_images(config):
-    """The whole test set, normalized as in evaluation."""
-    datamodule = instantiate(config.data, seed=config.seed)
-    datamodule.setup()
-    return datamodule.prepare(datamodule.splits["test"].tensors[0], training=False)
 
 
 if __name__ == "__main__":

@@ -57,14 +57,14 @@ def _describe(record: dict) -> dict:
     }
 
 
-def _hardware(attempt: dict) -> str | None:
+def hardware_of(attempt: dict) -> str | None:
     if "device" not in attempt:
         return None
     return (f"{attempt['device']} ({attempt['accelerator']}, {attempt['cpu_count']} CPUs, "
             f"torch {attempt['torch']})")
 
 
-def _final(curves: pd.DataFrame, split: str) -> float:
+def final_error(curves: pd.DataFrame, split: str) -> float:
     values = curves[curves["split"] == split].sort_values("iteration")["error"]
     return float(values.iloc[-1]) if len(values) else float("nan")
 
@@ -86,14 +86,14 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "dataset_sha256": dataset.get("fingerprint"),
             "iterations": record.get("iterations"),
             "params": record.get("params"),
-            "train_error": _final(curves, "train"),
-            "test_error": _final(curves, "test"),
-            "val_error": _final(curves, "val"),
+            "train_error": final_error(curves, "train"),
+            "test_error": final_error(curves, "test"),
+            "val_error": final_error(curves, "val"),
             **final_tests_of(metrics),
             "wall_seconds": record.get("wall_seconds"),
             "commit": attempts[-1].get("commit"),
             "dirty": attempts[-1].get("dirty"),
-            "hardware": _hardware(attempts[-1]),
+            "hardware": hardware_of(attempts[-1]),
             "status": record.get("status", "missing"),
             "updated": attempts[-1].get("finished") or attempts[-1].get("started"),
             "run": Path(directory).name,

@@ -15,7 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from resnet_repro.runs import RunFolder
+from resnet_repro.analysis.collect import curves_of, final_error, hardware_of
+from resnet_repro.runs import RunFolder, hardware
 
 
 @dataclass
@@ -43,8 +44,10 @@ class TrainedRun:
     def describe(self) -> str:
         attempt = self.record["attempts"][-1]
         return (f"{self.net_name} (seed {self.record['seed']}, run {self.folder.name}, "
-                f"{self.record['iterations']} iterations, commit {attempt['commit'][:10]}, "
-                f"data {Path(self.record['dataset']['source']).name})")
+                f"profile {self.record['profile']}, {self.record['iterations']} iterations, "
+                f"commit {attempt['commit'][:10]}, data "
+                f"{Path(self.record['dataset']['source']).name}, trained on "
+                f"{hardware_of(attempt)})")
 
 
 def finished_runs(directories: list[Path]) -> list[TrainedRun]:
@@ -101,6 +104,7 @@ def write_readme(out_dir: Path, title: str, command: str, runs: list[TrainedRun]
         f"Written by the analysis on {time.strftime('%Y-%m-%d')}. Redo with:", "",
         f"    {command}", "",
         "## The trained nets", "",
+        f"- The analysis ran on {hardware_of(hardware())}.",
         *(f"- {run.describe()}: test error {test_errors[run.folder.name]:.2f} %"
           for run in runs),
         *(["- Their profile, as its config (conf/protocol/) describes it:", "",
@@ -115,9 +119,7 @@ def write_readme(out_dir: Path, title: str, command: str, runs: list[TrainedRun]
 
 
 def _final_test_error(run: TrainedRun) -> float:
-    metrics = pd.concat(run.folder.read_metrics(), ignore_index=True)
-    values = metrics.dropna(subset=["test/err"]).sort_values("step")["test/err"]
-    return float(values.iloc[-1]) if len(values) else float("nan")
+    return final_error(curves_of(run.folder.read_metrics()), "test")
 
 
 @dataclass

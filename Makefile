@@ -38,7 +38,7 @@ verify:
 
 # Throughput side by side (bare step, our loop, torchvision's loop, data pipelines alone).
 bench:
-	$(PYTHON) experiments/bench.py --data $(DATA)
+	$(PYTHON) experiments/bench.py $(if $(DATA),--data $(DATA)) $(BENCH_ARGS)
 
 test:
 	$(PYTHON) -m pytest

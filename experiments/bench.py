@@ -1,13 +1,21 @@
-"""Measure training and data throughput side by side; write results/bench/<machine>.csv.
+"""Measure training and data throughput side by side; write results/bench/<machine>.csv, and
+the speed settings (precision, compilation) to results/bench/<machine>-settings.csv.
 
-    python experiments/bench.py --data ../shared/data/cifar10-jpeg.tar.gz
+    python experiments/bench.py --data ../shared/data/cifar10-png.tar.gz
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from resnet_repro.bench import machine_name, run_bench, save_measurement
+from resnet_repro.bench import (
+    NETS,
+    SETTINGS,
+    machine_name,
+    run_bench,
+    run_settings_bench,
+    save_measurement,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,16 +23,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="official", help="CIFAR-10 source, as data.source")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per measure")
     parser.add_argument("--workers", type=int, default=2, help="torchvision DataLoader workers")
+    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    parser.add_argument("--only", choices=["pipelines", "settings"],
+                        help="measure one of the two tables (default: both)")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
-    table = run_bench(args.data, args.seconds, args.workers)
-    print(table.to_string(index=False))
-    written = save_measurement(table, args.out / machine_name(), {
-        "data": args.data, "seconds_per_measure": args.seconds,
-        "torchvision_workers": args.workers,
-    })
-    print("wrote", " and ".join(str(path) for path in written))
+    settings = {"data": args.data, "seconds_per_measure": args.seconds}
+    if args.only != "settings":
+        table = run_bench(args.data, args.seconds, args.workers, tuple(args.nets))
+        report(table, args.out / machine_name(), {**settings, "torchvision_workers": args.workers})
+    if args.only != "pipelines":
+        table = run_settings_bench(args.data, args.seconds, tuple(args.nets))
+        report(table, args.out / f"{machine_name()}-settings",
+               {**settings, "settings": SETTINGS})
     return 0
+
+
+def report(table, stem: Path, settings: dict) -> None:
+    print(table.to_string(index=False))
+    written = save_measurement(table, stem, settings)
+    print("wrote", " and ".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

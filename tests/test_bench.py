@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 
-from resnet_repro.bench import RATIOS, run_bench, save_measurement
+from resnet_repro.bench import RATIOS, run_bench, run_settings_bench, save_measurement
 
 
 def test_bench_measures_all_five_and_the_ratios(tiny_archive, tmp_path, monkeypatch):
@@ -24,3 +24,20 @@ def test_a_measurement_is_saved_with_its_settings_commit_and_hardware(tmp_path):
     record = json.loads(written[1].read_text())
     assert record["data"] == "synthetic" and {"commit", "dirty", "device"} <= set(record)
     assert pd.read_csv(written[0])["images_per_second"].tolist() == [487.5]
+
+
+def test_settings_bench_sets_each_loop_beside_its_bare_step_and_the_default_loop(tiny_archive,
+                                                                                 tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("RESNET_REPRO_CACHE", str(tmp_path))
+    table = run_settings_bench(str(tiny_archive), seconds=0.3, nets=("resnet-20",),
+                               settings=("fp32", "bf16"))
+    assert list(table["setting"]) == ["fp32", "bf16"]
+    assert (table[["bare_step", "our_loop", "evaluation_s"]] > 0).all().all()
+    ratios = table["our_loop"] / table["bare_step"]
+    assert ((table["loop_vs_bare"] - ratios).abs() < 0.01).all()
+    assert table["loop_vs_default_loop"].iloc[0] == 1.0
+    expected = table["our_loop"].iloc[1] / table["our_loop"].iloc[0]
+    assert abs(table["loop_vs_default_loop"].iloc[1] - expected) < 0.01
+    per_run = table["evaluation_s"] * 64  # evaluation_s is rounded to 0.1 s: 3.2 s at most
+    assert ((table["evaluations_per_paper_run_s"] - per_run).abs() <= 3.7).all()

@@ -8,10 +8,16 @@
     our_data, torchvision_data   the two data pipelines alone, no model
 
 Each is timed after a warm-up, in images per second, on the GPU where there is one.
+
+The speed settings (``SETTINGS``: fp32 or bf16 autocast, eager or ``torch.compile``) are measured
+on their own: the bare step and the loop at each setting, their ratio, each setting's loop
+against the default loop (fp32, eager), and one evaluation of the test set (10,000 images) in
+seconds, with its cost over a paper run's 64 evaluations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import tempfile
@@ -62,14 +68,22 @@ def compose_config(depth: int, source: str, *overrides: str):
                           f"model.depth={depth}", f"data.source={source}", *overrides])
 
 
+def autocast(precision: str):
+    """What Lightning's ``trainer.precision`` does around the forward pass."""
+    if precision == "bf16-mixed":
+        return torch.autocast(DEVICE.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def model_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               batches: Iterator) -> Callable[[], int]:
+               batches: Iterator, precision: str = "32-true") -> Callable[[], int]:
     """One SGD step of ``net`` on the next batch of ``batches``."""
     def step() -> int:
         images, labels = next(batches)
         images = images.to(DEVICE, non_blocking=True).contiguous(memory_format=torch.channels_last)
         labels = labels.to(DEVICE, non_blocking=True)
-        loss = F.cross_entropy(net(images), labels)
+        with autocast(precision):
+            loss = F.cross_entropy(net(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -78,7 +92,11 @@ def model_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def make_model(cfg) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The net and its optimizer as the loop builds them, compiled where ``module.compile``
+    says so."""
     net = instantiate(cfg.model).to(DEVICE, memory_format=torch.channels_last).train()
+    if cfg.module.compile is not None:
+        net.compile(**cfg.module.compile)
     return net, instantiate(cfg.module.optimizer)(net.parameters())
 
 
@@ -122,33 +140,51 @@ def torchvision_loader(datamodule, workers: int) -> DataLoader:
 
 
 class StopAfter(pl.Callback):
-    """Times iterations ``warmup`` to ``warmup + count`` of a fit, then stops it."""
+    """Times ``windows`` spans of ``count`` iterations each after ``warmup`` iterations of a
+    fit, then stops it; ``images_per_second`` is the best span's (the least disturbed)."""
 
-    def __init__(self, warmup: int, count: int, batch_size: int):
+    def __init__(self, warmup: int, count: int, batch_size: int, windows: int = 1):
         self.warmup, self.count, self.batch_size = warmup, count, batch_size
-        self.images_per_second = float("nan")
-
-    def on_train_batch_start(self, trainer, *_) -> None:
-        if trainer.global_step == self.warmup:
-            synchronize()
-            self.start = time.perf_counter()
+        self.marks = [warmup + k * count for k in range(windows + 1)]
+        self.times: list[float] = []
 
     def on_train_batch_end(self, trainer, *_) -> None:
-        if trainer.global_step == self.warmup + self.count:
+        if trainer.global_step in self.marks:
             synchronize()
-            elapsed = time.perf_counter() - self.start
-            self.images_per_second = self.count * self.batch_size / elapsed
-            trainer.should_stop = True
+            self.times.append(time.perf_counter())
+            trainer.should_stop = trainer.global_step == self.marks[-1]
+
+    @property
+    def images_per_second(self) -> float:
+        spans = [later - earlier for earlier, later in itertools.pairwise(self.times)]
+        return self.count * self.batch_size / min(spans) if spans else float("nan")
 
 
-def our_loop(cfg, warmup: int, count: int) -> float:
+def our_loop(cfg, warmup: int, count: int, windows: int = 1) -> float:
     datamodule = instantiate(cfg.data, seed=cfg.seed)
     module = instantiate(cfg.module, net=instantiate(cfg.model))
-    timer = StopAfter(warmup, count, datamodule.batch_size)
+    timer = StopAfter(warmup, count, datamodule.batch_size, windows)
     with tempfile.TemporaryDirectory() as directory:
         trainer = make_trainer(cfg, Path(directory), 0, callbacks=[timer])
         trainer.fit(module, datamodule=datamodule)
     return timer.images_per_second
+
+
+def evaluation_seconds(cfg) -> float:
+    """One evaluation of the whole test set by the loop, after one batch that warms it up (and
+    compiles the evaluation graph, where the net is compiled)."""
+    datamodule = instantiate(cfg.data, seed=cfg.seed)
+    module = instantiate(cfg.module, net=instantiate(cfg.model))
+    with tempfile.TemporaryDirectory() as directory:
+        trainer = make_trainer(cfg, Path(directory), 0)
+        datamodule.trainer = trainer
+        datamodule.setup()
+        images = datamodule.splits["test"].tensors[0][: datamodule.eval_batch_size]
+        with torch.inference_mode(), autocast(cfg.trainer.precision):
+            module.eval()(datamodule.prepare(images.to(DEVICE), training=False))
+        start = time.perf_counter()
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        return time.perf_counter() - start
 
 
 def count_images(stream: Iterator) -> Callable[[], int]:
@@ -192,6 +228,51 @@ def run_bench(
                 "ratio": round(rate / measured[reference], 3) if reference else np.nan,
             })
     return pd.DataFrame(rows)
+
+
+#: The speed settings measured side by side, as config overrides; fp32 eager is the default.
+SETTINGS = {
+    "fp32": ["trainer.precision=32-true", "module.compile=null"],
+    "fp32+compile": ["trainer.precision=32-true", "module.compile={}"],
+    "bf16": ["trainer.precision=bf16-mixed", "module.compile=null"],
+    "bf16+compile": ["trainer.precision=bf16-mixed", "module.compile={}"],
+}
+#: Evaluations of the test set in one paper-profile CIFAR-10 run (every 1,000 of 64,000).
+PAPER_EVALUATIONS = 64
+
+
+def bench_setting(net_name: str, source: str, setting: str, seconds: float) -> dict:
+    """The bare step and the loop at one setting (best of 3 spans each), and one evaluation."""
+    cfg = compose_config(NETS[net_name], source, "+trainer.limit_val_batches=0",
+                         "trainer.enable_progress_bar=false", *SETTINGS[setting])
+    pl.seed_everything(0, verbose=False)
+    datamodule = instantiate(cfg.data, seed=0)
+    datamodule.setup()
+    step = model_step(*make_model(cfg), itertools.repeat(next(our_batches(datamodule))),
+                      cfg.trainer.precision)
+    bare = max(images_per_second(step, warmup=5 if k == 0 else 0, seconds=seconds / 3)
+               for k in range(3))
+    span = max(5, round(seconds / 3 * bare / datamodule.batch_size))
+    evaluation = evaluation_seconds(compose_config(NETS[net_name], source, *SETTINGS[setting]))
+    return {
+        "net": net_name, "setting": setting, "bare_step": round(bare, 1),
+        "our_loop": round(our_loop(cfg, warmup=5, count=span, windows=3), 1),
+        "evaluation_s": round(evaluation, 1),
+        "evaluations_per_paper_run_s": round(evaluation * PAPER_EVALUATIONS),
+    }
+
+
+def run_settings_bench(source: str, seconds: float = 15.0,
+                       nets: tuple[str, ...] = tuple(NETS),
+                       settings: tuple[str, ...] = tuple(SETTINGS)) -> pd.DataFrame:
+    """Every setting for every net, with the loop's ratio to the bare step at that setting and
+    to the default loop (fp32, eager: the first setting)."""
+    table = pd.DataFrame([bench_setting(net, source, setting, seconds)
+                          for net in nets for setting in settings])
+    table["loop_vs_bare"] = (table["our_loop"] / table["bare_step"]).round(3)
+    default_loop = table.groupby("net")["our_loop"].transform("first")
+    table["loop_vs_default_loop"] = (table["our_loop"] / default_loop).round(3)
+    return table
 
 
 def machine_name() -> str:

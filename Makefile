@@ -6,6 +6,9 @@ PROFILE ?= paper
 DATA    ?=
 # Extra Hydra overrides for train and analysis alike, e.g. ARGS="seed=1 trainer.devices=2"
 ARGS    ?=
+# Wall-clock time for the training of a reproduce- target, e.g. BUDGET=150m: it then stops
+# cleanly with a checkpoint (exit status 75), and the same command continues it.
+BUDGET  ?=
 OVERRIDES = profile=$(PROFILE) $(if $(DATA),data.source=$(DATA)) $(ARGS)
 
 # The ImageNet experiments at the smoke profile run on a tiny ImageFolder of generated JPEGs.
@@ -18,7 +21,7 @@ endif
 $(TINY_IMAGENET):
 	$(PYTHON) -m resnet_repro.data.tiny $@
 
-.PHONY: install test lint bench verify reproduce-%
+.PHONY: install test lint bench verify status reproduce-%
 
 install:
 	python3 -m venv .venv
@@ -28,13 +31,18 @@ install:
 # One target per experiment config: reproduce-fig1 runs conf/experiment/fig1.yaml's sweep
 # (finished runs are skipped, interrupted ones resume), then writes results/fig1/$(PROFILE)/.
 reproduce-%:
-	$(PYTHON) experiments/train.py -m experiment=$* $(OVERRIDES)
+	$(PYTHON) experiments/train.py -m experiment=$* $(OVERRIDES) $(if $(BUDGET),time_budget=$(BUDGET))
 	$(PYTHON) experiments/analyze.py experiment=$* $(OVERRIDES) \
 		--command "make reproduce-$* PROFILE=$(PROFILE)$(if $(DATA), DATA=$(DATA))$(if $(ARGS), ARGS='$(ARGS)')"
 
 # Each of the paper's CIFAR claims: PASS, FAIL or NOT RUN, from what results/ holds.
 verify:
 	$(PYTHON) experiments/verify.py
+
+# Where the runs of PROFILE stand (EXP=fig1: that experiment's): iterations, last errors,
+# devices, speed and time left on this machine.
+status:
+	$(PYTHON) experiments/status.py profile=$(PROFILE) $(if $(EXP),experiment=$(EXP)) $(if $(DATA),data.source=$(DATA))
 
 # Throughput side by side (bare step, our loop, torchvision's loop, data pipelines alone).
 bench:

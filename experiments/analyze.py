@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from resnet_repro.analysis import gradients, identity, landscape, lesion
+from resnet_repro.analysis import gradients, identity, landscape, lesion, precision
 from resnet_repro.analysis.collect import summarize
 from resnet_repro.analysis.nets import Context, dataset
 from resnet_repro.analysis.report import write_results
@@ -24,7 +24,7 @@ from resnet_repro.config import protocol_description
 
 #: Analyses of trained nets: each writes its own figures, tables and README.
 NET_ANALYSES = {"gradients": gradients.run, "identity": identity.run, "lesion": lesion.run,
-                "landscape": landscape.run}
+                "landscape": landscape.run, "precision": precision.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from resnet_repro.bench import (
     run_settings_bench,
     save_measurement,
 )
+from resnet_repro.runs import git_commit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure one of the two tables (default: both)")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
+    git_commit()  # read now (it is cached): the code measured is the code at the start
     settings = {"data": args.data, "seconds_per_measure": args.seconds}
     if args.only != "settings":
         table = run_bench(args.data, args.seconds, args.workers, tuple(args.nets))

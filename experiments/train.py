@@ -4,6 +4,9 @@
     python experiments/train.py -m experiment=fig1 profile=cpu data.source=path/to/cifar10.tar.gz
 
 In a sweep a failed or diverged run is recorded in its run.json and the others go on.
+With ``time_budget=150m`` the sweep stops cleanly when that much wall-clock time has passed since
+its start (as on SIGTERM or Ctrl-C): the run in progress saves a checkpoint at the iteration it
+reached, the process exits with status 75, and the same command continues it.
 
 Several devices: one run starts its DDP processes itself (``trainer.devices=4``); a sweep over
 several devices needs the processes started from outside, by torchrun or by SLURM (README).
@@ -11,6 +14,8 @@ several devices needs the processes started from outside, by torchrun or by SLUR
 
 import logging
 import os
+import sys
+import time
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,9 +23,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
 
 from resnet_repro.config import sweep_exclusion
-from resnet_repro.training.launch import RunFailed, train
+from resnet_repro.training.launch import RunFailed, Stopped, train
+from resnet_repro.training.stopping import parse_duration
 
 log = logging.getLogger("train")
+#: The sweep's start: a budget counts from here, for every run of the sweep.
+LAUNCHED_AT = time.time()
+#: The exit status of a clean stop before the end (EX_TEMPFAIL: run again to continue).
+EXIT_STOPPED = 75
 
 
 #: Set where torchrun or SLURM started the processes: Lightning then starts none itself.
@@ -57,8 +67,13 @@ def main(cfg: DictConfig) -> None:
         if (rule := sweep_exclusion(cfg)) is not None:
             log.info("not part of %s (sweep.exclude: %s): skipped", cfg.experiment_name, rule)
             return
+    budget = cfg.get("time_budget")
+    deadline = None if budget is None else LAUNCHED_AT + parse_duration(budget)
     try:
-        train(cfg)
+        train(cfg, deadline)
+    except Stopped as stop:
+        log.warning("%s", stop)
+        sys.exit(EXIT_STOPPED)
     except RunFailed as error:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise

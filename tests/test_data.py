@@ -1,11 +1,13 @@
 import gzip
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from resnet_repro.data import CIFAR10DataModule, DataSourceError, load_source, source_fingerprint
 from resnet_repro.data import sources as sources_module
+from resnet_repro.data.sources import OFFICIAL_CONTENT, content_fingerprint
 from tests.conftest import CLASSES, TEST_PER_CLASS, TRAIN_PER_CLASS, write_tar_gz
 
 
@@ -39,7 +41,41 @@ def test_second_load_comes_from_the_cache_keyed_by_content(tiny_archive, tmp_pat
     monkeypatch.setattr(sources_module, "_read_image_folder", no_decoding)
     second = load_source(tiny_archive, tmp_path)
     assert torch.equal(first["train"][0], second["train"][0])
-    assert source_fingerprint(tiny_archive) != source_fingerprint(tiny_archive.parent)
+
+
+def test_runs_are_keyed_by_decoded_content_not_by_the_bytes_of_the_copy(
+    tiny_folder, tiny_archive, tmp_path
+):
+    """A folder and an archive of the same images share a fingerprint; one changed pixel or
+    label does not; the official release's is known without a download."""
+    archive = source_fingerprint(tiny_archive, tmp_path / "a")
+    assert archive == source_fingerprint(tiny_folder, tmp_path / "b")
+    assert sources_module.bytes_fingerprint(tiny_archive) != \
+        sources_module.bytes_fingerprint(tiny_folder)
+    data = load_source(tiny_archive, tmp_path / "a")
+    pixel = {**data, "train": (data["train"][0].clone(), data["train"][1])}
+    pixel["train"][0][0, 0, 0, 0] ^= 1
+    label = {**data, "test": (data["test"][0], data["test"][1].roll(1))}
+    assert len({archive, content_fingerprint(pixel), content_fingerprint(label)}) == 3
+    assert source_fingerprint("official", tmp_path / "none") == OFFICIAL_CONTENT
+    assert not (tmp_path / "none").exists()  # nothing downloaded or decoded
+
+
+def test_the_official_release_is_ordered_by_label_keeping_its_order_within_a_label():
+    images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1)
+    ordered, labels = sources_module._by_label(images, torch.tensor([2, 0, 2, 1, 0, 1]))
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert ordered.flatten().tolist() == [1, 4, 3, 5, 0, 2]
+
+
+EXACT_COPY = Path(__file__).parents[1] / ".." / "shared" / "data" / "cifar10-png.tar.gz"
+
+
+@pytest.mark.skipif(not EXACT_COPY.exists(), reason="the exact CIFAR-10 copy is not at hand")
+def test_the_exact_png_copy_has_the_official_release_content():
+    """Its decoded arrays in the official index order match ../shared/data/README.md's sha256
+    (checked once by hand); so its content fingerprint is the official release's."""
+    assert source_fingerprint(EXACT_COPY, ".cache/data") == OFFICIAL_CONTENT
 
 
 def test_missing_source_names_the_fix(tmp_path):
@@ -147,3 +183,37 @@ def test_only_training_batches_are_augmented(tiny_archive, tmp_path):
     assert not torch.equal(training, evaluation)
     unaugmented = make_datamodule(tiny_archive, tmp_path, augment=False)
     assert torch.equal(unaugmented.prepare(images, training=True), evaluation)
+
+
+def test_runs_keyed_by_the_bytes_of_their_copy_move_to_their_content_keys(
+    smoke_overrides, tiny_archive, monkeypatch
+):
+    """The migration of the recorded runs: a run and a run started from its weights, trained
+    under the old keys, are found done under the new ones, and nothing is retrained."""
+    from resnet_repro.config import compose_train
+    from resnet_repro.data.sources import bytes_fingerprint
+    from resnet_repro.migrations import rekey_data
+    from resnet_repro.runs import RunFolder
+    from resnet_repro.training.launch import train
+
+    configs = [compose_train([*smoke_overrides, "model.shortcut=null",
+                              "trainer.enable_progress_bar=false", *extra])
+               for extra in ([], ["model.depth=14", "init={from_depth:8}"])]
+    with monkeypatch.context() as old_keys:
+        old_keys.setattr(CIFAR10DataModule, "fingerprint",
+                         property(lambda self: bytes_fingerprint(self.source)))
+        old = [train(cfg) for cfg in configs]
+    runs = old[0].directory.parent
+    moves = rekey_data(runs, {bytes_fingerprint(tiny_archive): "content-hash-of-the-copy"})
+    assert set(moves) == {record.directory.name for record in old}
+    monkeypatch.setattr(CIFAR10DataModule, "fingerprint",
+                        property(lambda self: "content-hash-of-the-copy"))
+    again = [train(cfg) for cfg in configs]  # found done: skipped, not retrained
+    assert [record.data["attempts"] for record in again] == \
+        [record.data["attempts"] for record in old]
+    assert [record.directory.name for record in again] == [moves[r.directory.name] for r in old]
+    moved = RunFolder(again[1].directory).read_record()
+    assert moved["dataset"]["fingerprint"] == "content-hash-of-the-copy"
+    assert moved["init"]["from_run"] == again[0].directory.name
+    assert moved["group"] != old[1].data["group"]
+    assert rekey_data(runs, {bytes_fingerprint(tiny_archive): "content-hash-of-the-copy"}) == {}

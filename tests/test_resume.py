@@ -1,21 +1,27 @@
-"""Exact resume: a run stopped anywhere and rerun ends bit for bit where an uninterrupted run
-ends (CPU), and the progress bar keeps its total after a resume."""
+"""Exact resume: a run stopped anywhere (a crash, a crash during an evaluation, a wall-clock
+budget, SIGTERM) and rerun ends bit for bit where an uninterrupted run ends (CPU), with every
+test point; the progress bar keeps its total after a resume."""
+
+import os
+import signal
+import time
 
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from resnet_repro.analysis.collect import curves_of
 from resnet_repro.config import compose_train
 from resnet_repro.runs import RunFolder
 from resnet_repro.training import ImageClassifier, launch
-from resnet_repro.training.launch import RunFailed, train
+from resnet_repro.training.launch import RunFailed, Stopped, train
 from resnet_repro.training.progress import IterationProgressBar
 
 #: 260 training images in batches of 32: 8 iterations an epoch, so iteration 12 is mid-epoch.
-#: A checkpoint every 6 iterations; a logging window of 6, whose error (always below 100 %)
-#: opens the warm-up gate at iteration 6, the first checkpoint.
-RESUME_OVERRIDES = ["model.depth=8", "data.batch_size=32", "trainer.max_steps=20",
+#: A checkpoint and an evaluation every 6 iterations; a logging window of 6, whose error
+#: (always below 100 %) opens the warm-up gate at iteration 6, the first checkpoint.
+RESUME_OVERRIDES = ["model.depth=8", "data.batch_size=32", "trainer.max_steps=18",
                     "trainer.val_check_interval=6", "trainer.log_every_n_steps=6",
                     "module.schedule.gate.from_depth=8", "module.schedule.gate.below_error=100",
                     "module.schedule.milestones=[100,200]"]
@@ -24,6 +30,12 @@ RESUME_OVERRIDES = ["model.depth=8", "data.batch_size=32", "trainer.max_steps=20
 def config(smoke_overrides, runs, *extra):
     return compose_train([*smoke_overrides, "trainer.enable_progress_bar=false",
                           *RESUME_OVERRIDES, f"paths.runs={runs}", *extra])
+
+
+@pytest.fixture(autouse=True)
+def keep_checkpoints(monkeypatch):
+    """A done run's checkpoint is removed; these tests compare its optimizer state."""
+    monkeypatch.setattr(RunFolder, "remove_checkpoints", lambda self: None)
 
 
 def final_state(record):
@@ -88,5 +100,79 @@ def test_the_progress_bar_keeps_its_total_after_a_resume(smoke_overrides, tmp_pa
     with pytest.raises(RunFailed):
         train(cfg)
     train(cfg)
-    assert [step for step, _ in seen][9:] == list(range(7, 21))  # resumed from iteration 6
-    assert {total for _, total in seen} == {20}
+    assert [step for step, _ in seen][9:] == list(range(7, 19))  # resumed from iteration 6
+    assert {total for _, total in seen} == {18}
+
+
+def test_written_to_a_log_file_the_progress_bar_writes_once_per_logging_window():
+    assert IterationProgressBar(log_every=100).refresh_rate == 100  # pytest's stderr: no tty
+
+
+def assert_same_run(record, whole):
+    weights, optimizer, schedule, curves = final_state(record)
+    assert all(torch.equal(weights[name], whole[0][name]) for name in whole[0])
+    assert all(torch.equal(optimizer[i]["momentum_buffer"], whole[1][i]["momentum_buffer"])
+               for i in optimizer)
+    assert schedule == whole[2]
+    pd.testing.assert_frame_equal(curves.reset_index(drop=True), whole[3].reset_index(drop=True))
+    tests = curves[curves.split == "test"]
+    assert list(tests.iteration) == [6, 12, 18]
+
+
+@pytest.mark.parametrize("crash_at", [6, 18])
+def test_a_crash_during_an_evaluation_loses_no_test_point(smoke_overrides, tmp_path,
+                                                          monkeypatch, crash_at):
+    """The checkpoint of iteration 6 (or 18, the last) is written before its evaluation;
+    Lightning skips that evaluation on restore, so the resume runs it first."""
+    whole = final_state(train(config(smoke_overrides, tmp_path / "whole")))
+    original = ImageClassifier.validation_step
+
+    def crash(self, batch, batch_idx, dataloader_idx=0):
+        if self.global_step == crash_at:
+            raise RuntimeError("simulated crash in the evaluation")
+        return original(self, batch, batch_idx, dataloader_idx)
+
+    cfg = config(smoke_overrides, tmp_path / "resumed")
+    monkeypatch.setattr(ImageClassifier, "validation_step", crash)
+    with pytest.raises(RunFailed, match="simulated crash"):
+        train(cfg)
+    monkeypatch.setattr(ImageClassifier, "validation_step", original)
+    record = train(cfg)
+    assert record.status == "done" and record.data["attempts"][1]["iterations_from"] == crash_at
+    assert_same_run(record, whole)
+
+
+class SignalAt(pl.Callback):
+    """Sends this process SIGTERM once iteration ``at`` is done (as a scheduler would)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_end(self, trainer, *_):
+        if trainer.global_step == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_budget_and_sigterm_stops_resume_bit_for_bit_with_the_fast_settings(
+    smoke_overrides, tmp_path, monkeypatch
+):
+    fast = ["trainer.precision=bf16-mixed", "module.compile={backend:eager}"]
+    whole = final_state(train(config(smoke_overrides, tmp_path / "whole", *fast)))
+    cfg = config(smoke_overrides, tmp_path / "resumed", *fast)
+
+    with pytest.raises(Stopped, match="iteration 1 \\(budget\\)"):
+        train(cfg, deadline=time.time())  # spent at once: stops after the first iteration
+    original_make = launch.make_trainer
+    monkeypatch.setattr(launch, "make_trainer", lambda *args, callbacks=(): original_make(
+        *args, callbacks=[SignalAt(11), *callbacks]))
+    with pytest.raises(Stopped, match="iteration 11 \\(SIGTERM\\)"):
+        train(cfg)  # mid-epoch, between two evaluations
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
+    monkeypatch.setattr(launch, "make_trainer", original_make)
+    record = train(cfg)
+    attempts = record.data["attempts"]
+    assert [a["iterations_from"] for a in attempts] == [0, 1, 11]
+    assert [a["status"] for a in attempts] == ["interrupted", "interrupted", "done"]
+    assert attempts[0]["precision"] == "bf16-mixed" and attempts[0]["compile"] == {
+        "backend": "eager"}
+    assert_same_run(record, whole)

@@ -4,7 +4,7 @@ reads and writes it. Training writes through it; analysis and benchmarks read th
     <runs>/<key>/config.yaml                the resolved config
     <runs>/<key>/run.json                   status, net, seed, data, commit, hardware, attempts
     <runs>/<key>/attempt-<k>/metrics.csv    Lightning's CSVLogger, one folder per (re)start
-    <runs>/<key>/checkpoints/last.ckpt      for resuming (not committed)
+    <runs>/<key>/checkpoints/last.ckpt      for resuming; removed once the run is done
     <runs>/<key>/model.pt                   the final network weights (a plain state_dict)
 
 ``<key>`` is a hash of the run's identity: what determines its result. ``group`` in run.json
@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -122,6 +123,16 @@ class RunFolder:
         """The folder of the ``index``-th (re)start: CSVLogger empties a reused one."""
         return self.directory / f"attempt-{index}"
 
+    def remove_checkpoints(self) -> None:
+        """Once a run is done: its final weights stay, its checkpoints go."""
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+    def precision(self) -> str | None:
+        """The run's ``trainer.precision`` (32-true: fp32), from its config."""
+        if not self.config.exists():
+            return None
+        return str(OmegaConf.load(self.config).trainer.get("precision", "32-true"))
+
     def read_record(self) -> dict:
         return json.loads(self.record.read_text()) if self.record.exists() else {}
 
@@ -194,14 +205,16 @@ class RunRecord:
         """The number of the latest (re)start, from 0."""
         return len(self.data.get("attempts", [])) - 1
 
-    def start(self, cfg: DictConfig, info: dict) -> None:
-        """Record a (re)start: the config, what describes the run, and a new attempt."""
+    def start(self, cfg: DictConfig, info: dict, attempt: dict | None = None) -> None:
+        """Record a (re)start: the config, what describes the run, and a new attempt (its
+        commit and machine, and ``attempt``: its starting iteration and speed settings)."""
         if self.writable:
             self.directory.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(cfg, self.folder.config, resolve=True)
         self.data.update(info, status="running")
         self.data.setdefault("attempts", []).append(
-            {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **git_commit(), **hardware()}
+            {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **git_commit(), **hardware(),
+             **(attempt or {})}
         )
         self._started = time.perf_counter()
         self.save()

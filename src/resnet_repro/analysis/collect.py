@@ -64,14 +64,19 @@ def hardware_of(attempt: dict) -> str | None:
             f"torch {attempt['torch']})")
 
 
-def final_error(curves: pd.DataFrame, split: str) -> float:
-    values = curves[curves["split"] == split].sort_values("iteration")["error"]
-    return float(values.iloc[-1]) if len(values) else float("nan")
+def final_error(curves: pd.DataFrame, split: str, max_steps: int | None = None) -> float:
+    """The error at the run's last iteration; NaN where ``max_steps`` is given and the last
+    logged point is not at it (an unfinished run, or one whose last evaluation is missing):
+    a final error is never taken at another iteration."""
+    points = curves[curves["split"] == split].sort_values("iteration")
+    if not len(points) or (max_steps is not None and points["iteration"].iloc[-1] != max_steps):
+        return float("nan")
+    return float(points["error"].iloc[-1])
 
 
 def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curves, summary) of the runs in ``directories``; a run not started yet is listed in the
-    summary with status ``missing``. Final errors are those at the last logged iteration."""
+    summary with status ``missing``. Final errors are those at the run's ``max_steps``."""
     all_curves, rows = [], []
     for directory in directories:
         folder = RunFolder(directory)
@@ -82,13 +87,13 @@ def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows.append({
             **_describe(record),
             "profile": record.get("profile"),
+            "precision": folder.precision(),
             "dataset": Path(dataset.get("source", "")).name,
             "dataset_sha256": dataset.get("fingerprint"),
             "iterations": record.get("iterations"),
             "params": record.get("params"),
-            "train_error": final_error(curves, "train"),
-            "test_error": final_error(curves, "test"),
-            "val_error": final_error(curves, "val"),
+            **{f"{split}_error": final_error(curves, split, record.get("max_steps"))
+               for split in SPLITS.values()},
             **final_tests_of(metrics),
             "wall_seconds": record.get("wall_seconds"),
             "commit": attempts[-1].get("commit"),

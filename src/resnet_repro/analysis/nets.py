@@ -119,7 +119,8 @@ def write_readme(out_dir: Path, title: str, command: str, runs: list[TrainedRun]
 
 
 def _final_test_error(run: TrainedRun) -> float:
-    return final_error(curves_of(run.folder.read_metrics()), "test")
+    return final_error(curves_of(run.folder.read_metrics()), "test",
+                       run.record.get("max_steps"))
 
 
 @dataclass

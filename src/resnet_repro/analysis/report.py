@@ -110,6 +110,7 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
         f"- Data: {', '.join(summary['dataset'].dropna().unique())} (sha256 "
         f"{', '.join(str(s)[:16] for s in summary['dataset_sha256'].dropna().unique())}...).",
         f"- Hardware: {', '.join(summary['hardware'].dropna().unique())}.",
+        f"- Precision: {_precisions(summary)}.",
         f"- Code: commit {', '.join(str(c)[:10] for c in summary['commit'].dropna().unique())}"
         + _dirty_note(summary) + ".",
         "- Wall time: "
@@ -122,6 +123,18 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
     if summary["dataset"].str.contains("png", case=False).any():
         lines.append(f"- {PNG_NOTE}")
     return lines
+
+
+#: How each ``trainer.precision`` reads in a README.
+PRECISION_NAMES = {"32-true": "fp32 (as the paper)",
+                   "bf16-mixed": "bf16 autocast with fp32 master weights (the paper: fp32)"}
+
+
+def _precisions(summary: pd.DataFrame) -> str:
+    """The precision of the runs (fp32 for runs recorded before precision was recorded)."""
+    values = summary["precision"].fillna("32-true") if "precision" in summary else \
+        pd.Series(["32-true"])
+    return ", ".join(PRECISION_NAMES.get(v, v) for v in values.unique())
 
 
 def _response_findings(responses: pd.DataFrame) -> list[str]:

@@ -94,8 +94,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """The source's content hash, computed once: it keys the run and the cache alike."""
-        return source_fingerprint(self.source)
+        """The data's content hash (``sources.content_fingerprint``): it keys the runs."""
+        return source_fingerprint(self.source, self.cache_dir)
 
     @property
     def eval_names(self) -> list[str]:
@@ -105,7 +105,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data = load_source(self.source, self.cache_dir, self.fingerprint)
+        data = load_source(self.source, self.cache_dir)
         train_images, train_labels = data["train"]
         if self.val_split:
             order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(0))

@@ -8,6 +8,12 @@ the internet is reachable) or a path to an ImageFolder layout, as a folder or a 
 (optionally under one top-level folder). Images are decoded once with torchvision.io and the
 arrays saved to ``cache_dir/cifar10-<hash>.pt``, the hash being of the source's bytes, so a
 second start loads them in a second and a changed source is never served stale.
+
+Runs are keyed by the data's *content* (``content_fingerprint``: the decoded pixels and labels
+of both splits, in one canonical order), not by its bytes: every lossless copy of CIFAR-10
+(the official release, a PNG archive or folder) shares the runs of the others, and a lossy copy
+(JPEG) does not. The official release's content fingerprint is known (``OFFICIAL_CONTENT``),
+so finding its runs needs no download.
 """
 
 from __future__ import annotations
@@ -43,8 +49,35 @@ class DataSourceError(RuntimeError):
     """The data source is missing, malformed or unreadable; the message says how to fix it."""
 
 
-def source_fingerprint(source: str | os.PathLike) -> str:
-    """A hex digest of the source's content: what the cache and run directories are keyed by."""
+#: ``content_fingerprint`` of the official CIFAR-10 release; the exact PNG copy decodes to the
+#: same arrays (tests/test_data.py checks it where ../shared/data is at hand).
+OFFICIAL_CONTENT = "f0ae1d480c2735c6ae05f197dc08507073a85d0d70e4cd2c73bf18ce0fcdcfb4"
+
+
+def source_fingerprint(source: str | os.PathLike, cache_dir: str | os.PathLike) -> str:
+    """The content fingerprint of a source, which keys its runs: known for the official
+    release, decoded (once, then cached) for a path."""
+    if str(source) == OFFICIAL:
+        return OFFICIAL_CONTENT
+    return load_source(source, cache_dir)["fingerprint"]
+
+
+def content_fingerprint(data: dict) -> str:
+    """sha256 of the decoded data set: for each split its uint8 images (N, 3, 32, 32) and
+    int64 labels, in the canonical order (by label, then in the source's order: the official
+    index order for the official release, and for an ImageFolder whose file names are those
+    indices, as the PNG copy's are)."""
+    digest = hashlib.sha256()
+    for split in SPLITS:
+        images, labels = data[split]
+        digest.update(split.encode())
+        digest.update(images.contiguous().numpy().tobytes())
+        digest.update(labels.to(torch.int64).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def bytes_fingerprint(source: str | os.PathLike) -> str:
+    """A hex digest of the source's bytes: what the decoded cache is keyed by."""
     if str(source) == OFFICIAL:
         return "torchvision-cifar10-official"
     path = _existing(source)
@@ -60,23 +93,32 @@ def source_fingerprint(source: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def load_source(
-    source: str | os.PathLike, cache_dir: str | os.PathLike, fingerprint: str | None = None
-) -> dict:
-    """The whole data set as ``{"train": (images, labels), "test": (...), "classes": [...]}``,
-    images uint8 (N, 3, 32, 32), labels int64; decoded from the source only on a cache miss.
-    ``fingerprint`` is the source's, where the caller has it already."""
-    cache_dir = Path(cache_dir)
-    fingerprint = fingerprint or source_fingerprint(source)
-    cache_file = cache_dir / f"cifar10-{fingerprint[:20]}.pt"
+def load_source(source: str | os.PathLike, cache_dir: str | os.PathLike) -> dict:
+    """The whole data set as ``{"train": (images, labels), "test": (...), "classes": [...],
+    "fingerprint": <content_fingerprint>}``, images uint8 (N, 3, 32, 32), labels int64, in
+    the canonical order; decoded from the source only on a cache miss."""
+    cache_file = Path(cache_dir) / f"cifar10-{bytes_fingerprint(source)[:20]}.pt"
     if cache_file.exists():
-        return torch.load(cache_file)
-    data = _read_official(cache_dir) if str(source) == OFFICIAL else _read_image_folder(source)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+        data = torch.load(cache_file)
+        if "fingerprint" in data:
+            return data
+    else:
+        data = _read_official(Path(cache_dir)) if str(source) == OFFICIAL else \
+            _read_image_folder(source)
+    data["fingerprint"] = content_fingerprint(data)
+    if str(source) == OFFICIAL and data["fingerprint"] != OFFICIAL_CONTENT:
+        raise DataSourceError(f"the downloaded CIFAR-10 in {cache_dir} decodes to "
+                              f"{data['fingerprint']}, not the official release's "
+                              f"{OFFICIAL_CONTENT}: delete it and download it again")
+    _save(data, cache_file)
+    return data
+
+
+def _save(data: dict, cache_file: Path) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
     torch.save(data, partial)
     partial.replace(cache_file)
-    return data
 
 
 def _existing(source: str | os.PathLike) -> Path:
@@ -102,15 +144,17 @@ def _read_official(cache_dir: Path) -> dict:
             "internet, pass data.source=<path to an ImageFolder folder or .tar.gz> "
             "(make: DATA=<path>)."
         ) from error
-    data = {
-        split: (
-            torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(),
-            torch.tensor(dataset.targets, dtype=torch.int64),
-        )
-        for split, dataset in splits.items()
-    }
+    data = {split: _by_label(torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(),
+                             torch.tensor(dataset.targets, dtype=torch.int64))
+            for split, dataset in splits.items()}
     data["classes"] = list(splits["train"].classes)
     return data
+
+
+def _by_label(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The canonical order: by label, each label's images in their given order."""
+    order = torch.sort(labels, stable=True).indices
+    return images[order].contiguous(), labels[order]
 
 
 def _read_image_folder(source: str | os.PathLike) -> dict:

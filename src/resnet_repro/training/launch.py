@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import traceback
 import warnings
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -14,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
+from resnet_repro.analysis.collect import curves_of
 from resnet_repro.models.surgery import deepen
 from resnet_repro.runs import (
     RunFolder,
@@ -25,6 +27,7 @@ from resnet_repro.runs import (
 )
 from resnet_repro.training.module import DivergedError
 from resnet_repro.training.progress import IterationProgressBar
+from resnet_repro.training.stopping import StopCleanly
 
 log = logging.getLogger(__name__)
 # The data set sits in memory as tensors and a batch is one index: workers would only add cost.
@@ -40,9 +43,19 @@ class RunFailed(RuntimeError):
     """A run ended without finishing; its run.json says how (failed, diverged, interrupted)."""
 
 
-def train(cfg: DictConfig) -> RunRecord:
+class Stopped(RuntimeError):
+    """A run stopped cleanly before its end (wall-clock budget, SIGTERM, Ctrl-C) with a
+    checkpoint at the iteration reached: the same command continues it. A sweep stops too."""
+
+
+def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
     """Fit, then (where the data module has a test set, as ImageNet's 10-crop test) test;
-    save the final weights. Under DDP every process calls this; only the first one writes."""
+    save the final weights. Under DDP every process calls this; only the first one writes.
+    ``deadline`` (a ``time.time()`` value) stops the run cleanly when it passes (``Stopped``).
+
+    A run is done only with its evaluation at ``max_steps``; a resume from a checkpoint of an
+    evaluation iteration whose evaluation was not logged (Lightning skips it on restore) runs
+    it first. The checkpoint is removed once the run is done; the final weights stay."""
     if cfg.get("seed") is None:
         raise ValueError("seed must be given explicitly (seed=0 is a seed like any other)")
     if cfg.get("threads") is not None:
@@ -60,12 +73,17 @@ def train(cfg: DictConfig) -> RunRecord:
     if init_source(cfg) is not None:
         net.load_state_dict(deepened_weights(cfg, fingerprint))
     module = instantiate(cfg.module, net=net)
-    trainer = make_trainer(cfg, directory, record.attempt + 1)
-    record.writable = trainer.is_global_zero
-    record.start(cfg, _describe(cfg, net, datamodule, fingerprint))
     last = record.folder.last_checkpoint
-    log.info("run %s: %s, seed %s, in %s", record.attempt, net.name, cfg.seed, directory)
+    stopper = StopCleanly(last, deadline)
+    trainer = make_trainer(cfg, directory, record.attempt + 1, callbacks=[stopper])
+    record.writable = trainer.is_global_zero
+    resumed_at = checkpoint_step(last)
+    record.start(cfg, _describe(cfg, net, datamodule, fingerprint), _settings(cfg, resumed_at))
+    log.info("run %s: %s, seed %s, from iteration %s, in %s", record.attempt, net.name, cfg.seed,
+             resumed_at, directory)
     try:
+        if resumed_at:
+            evaluate_if_missing(cfg, record.folder, module, datamodule, trainer, resumed_at)
         trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
         if trainer.global_step >= trainer.max_steps and is_overridden("test_dataloader",
                                                                       datamodule):
@@ -76,15 +94,64 @@ def train(cfg: DictConfig) -> RunRecord:
     except Exception as error:
         _finish(record, module, "failed", trainer.global_step, traceback.format_exc())
         raise RunFailed(f"{net.name} failed: {error}") from error
-    except BaseException:  # Ctrl+C: Lightning shuts down gracefully, then exits
+    except BaseException:  # a second Ctrl+C: Lightning shuts down, then exits
         _finish(record, module, "interrupted", trainer.global_step)
         raise
     if trainer.global_step < trainer.max_steps:
-        _finish(record, module, "interrupted", trainer.global_step)
-        raise RunFailed(f"{net.name} stopped at iteration {trainer.global_step}; rerun to resume")
+        _finish(record, module, "interrupted", trainer.global_step, stopper.reason)
+        raise Stopped(f"{net.name} stopped at iteration {trainer.global_step} "
+                      f"({stopper.reason or 'the trainer stopped'}), checkpoint in {last}; "
+                      "run the same command again to continue")
+    if not evaluated_at(record.folder, trainer.max_steps, cfg):
+        error = f"no evaluation logged at max_steps ({trainer.max_steps})"
+        _finish(record, module, "failed", trainer.global_step, error)
+        raise RunFailed(f"{net.name}: {error}")
     record.save_weights(net)
     _finish(record, module, "done", trainer.global_step)
+    if record.writable:
+        record.folder.remove_checkpoints()
     return record
+
+
+def checkpoint_step(path: Path) -> int:
+    """The iteration a checkpoint was saved at (0 where there is none)."""
+    if not path.exists():
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+
+
+def is_evaluation_step(cfg: DictConfig, step: int) -> bool:
+    """Whether the schedule evaluates after ``step`` iterations (every val_check_interval)."""
+    interval = cfg.trainer.val_check_interval
+    return isinstance(interval, int) and step > 0 and step % interval == 0
+
+
+def evaluated_at(folder: RunFolder, step: int, cfg: DictConfig) -> bool:
+    """Whether an evaluation is logged at ``step``, or none is due there."""
+    if not is_evaluation_step(cfg, step):
+        return True
+    curves = curves_of(folder.read_metrics())
+    evaluations = curves[curves["split"] != "train"]
+    return bool((evaluations["iteration"] == step).any())
+
+
+def evaluate_if_missing(cfg: DictConfig, folder: RunFolder, module, datamodule,
+                        trainer: pl.Trainer, step: int) -> None:
+    """Run the evaluation of iteration ``step`` from the run's checkpoint and log it into this
+    attempt, where it is due and no earlier attempt logged it: Lightning fast-forwards past
+    the evaluation of the iteration it restores, so a checkpoint written at an evaluation
+    iteration (before the evaluation) would otherwise lose that test point for good."""
+    if evaluated_at(folder, step, cfg):
+        return
+    log.info("evaluating iteration %s first: its evaluation was not logged", step)
+    evaluator = instantiate(cfg.trainer, logger=False, callbacks=[], enable_progress_bar=False,
+                            enable_checkpointing=False)
+    results = evaluator.validate(module, datamodule=datamodule,
+                                 ckpt_path=folder.last_checkpoint, verbose=False)
+    metrics = {name.split("/dataloader_idx")[0]: value
+               for result in results for name, value in result.items()}
+    trainer.logger.log_metrics(metrics, step=step - 1)  # Lightning's step: iterations - 1
+    trainer.logger.save()
 
 
 def deepened_weights(cfg: DictConfig, fingerprint: str) -> dict:
@@ -108,6 +175,14 @@ def _finish(record: RunRecord, module, status: str, iterations: int, error: str 
     if gate_record is not None:
         record.data["warmup_gate"] = gate_record()
     record.finish(status, iterations, error)
+
+
+def _settings(cfg: DictConfig, resumed_at: int) -> dict:
+    """What an attempt records beside its machine: where it started and how fast it ran."""
+    compile_options = cfg.module.get("compile")
+    return {"iterations_from": resumed_at, "precision": str(cfg.trainer.precision),
+            "compile": None if compile_options is None else OmegaConf.to_container(
+                compile_options)}
 
 
 def _describe(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: str) -> dict:
@@ -141,5 +216,5 @@ def make_trainer(
     )
     callbacks = [checkpoint, *callbacks]
     if cfg.trainer.enable_progress_bar:
-        callbacks.append(IterationProgressBar())
+        callbacks.append(IterationProgressBar(cfg.trainer.log_every_n_steps))
     return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

@@ -1,0 +1,33 @@
+"""Where the runs of a profile stand: iterations done of max_steps, the last training and test
+errors, the devices they ran on, and their speed and time left on this machine.
+
+    python experiments/status.py profile=paper [experiment=fig1] [data.source=...]
+
+With an experiment, its sweep's runs (those not started too); without, every run folder of
+the profile.
+"""
+
+import sys
+from pathlib import Path
+
+from resnet_repro.analysis.status import status_table
+from resnet_repro.analysis.sweep import sweep_run_directories
+from resnet_repro.config import compose_train
+
+
+def main(argv: list[str] | None = None) -> int:
+    overrides = sys.argv[1:] if argv is None else argv
+    if any(o.startswith("experiment=") for o in overrides):
+        directories = sweep_run_directories(overrides)
+    else:
+        runs = Path(compose_train(overrides).paths.runs)
+        directories = sorted(p.parent for p in runs.glob("*/run.json"))
+    if not directories:
+        print("no runs found for", " ".join(overrides) or "the paper profile")
+        return 0
+    print(status_table(directories).to_string(index=False, na_rep="-"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

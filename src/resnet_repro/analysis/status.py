@@ -1,0 +1,63 @@
+"""Where runs stand, for runs of many hours across sessions and machines: iterations done,
+the last errors logged, the devices they ran on, and their speed and time left on this one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from resnet_repro.analysis.collect import curves_of
+from resnet_repro.runs import RunFolder, hardware
+
+
+def attempt_speeds(attempts: list[dict]) -> list[tuple[str, int, float]]:
+    """(device, iterations, wall seconds) of each ended attempt."""
+    speeds, reached = [], 0
+    for attempt in attempts:
+        if "iterations" not in attempt:  # running, or killed without a record
+            continue
+        start = attempt.get("iterations_from", reached)
+        speeds.append((attempt.get("device"), attempt["iterations"] - start,
+                       attempt.get("wall_seconds", 0.0)))
+        reached = attempt["iterations"]
+    return speeds
+
+
+def last_point(curves: pd.DataFrame, split: str) -> tuple[float, int] | tuple[None, None]:
+    points = curves[curves["split"] == split].sort_values("iteration")
+    if points.empty:
+        return None, None
+    return float(points["error"].iloc[-1]), int(points["iteration"].iloc[-1])
+
+
+def run_status(directory: Path, device: str | None = None) -> dict:
+    """One run's row; speed and time left are measured on ``device`` (this machine's)."""
+    folder = RunFolder(directory)
+    record = folder.read_record()
+    curves = curves_of(folder.read_metrics())
+    attempts = record.get("attempts", [])
+    logged = int(curves["iteration"].max()) if len(curves) else 0
+    done = max(record.get("iterations") or 0, logged)
+    max_steps = record.get("max_steps")
+    device = device or hardware()["device"]
+    here = [(n, s) for d, n, s in attempt_speeds(attempts) if d == device and s > 0]
+    speed = sum(n for n, _ in here) / sum(s for _, s in here) if here else float("nan")
+    train_error, _ = last_point(curves, "train")
+    test_error, tested_at = last_point(curves, "test")
+    left = (max_steps - done) / speed if max_steps and speed == speed else float("nan")
+    return {
+        "net": record.get("net"), "seed": record.get("seed"),
+        "status": record.get("status", "missing"), "iterations": done, "of": max_steps,
+        "train_error": train_error, "test_error": test_error, "tested_at": tested_at,
+        "devices": ", ".join(dict.fromkeys(str(a.get("device")) for a in attempts)),
+        "precision": attempts[-1].get("precision") if attempts else None,
+        "it_per_s_here": round(speed, 2) if speed == speed else None,
+        "hours_left_here": round(left / 3600, 2) if left == left else None,
+        "run": folder.name,
+    }
+
+
+def status_table(directories: list[Path]) -> pd.DataFrame:
+    device = hardware()["device"]
+    return pd.DataFrame([run_status(directory, device) for directory in directories])

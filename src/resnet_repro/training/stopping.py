@@ -1,0 +1,65 @@
+"""Stopping a long run cleanly: at a wall-clock deadline, on SIGTERM or on Ctrl-C, with a
+checkpoint at the iteration reached, so that the next call continues it exactly."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in a duration such as ``"150m"``, ``"2.5h"`` or ``"90s"``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh])\s*", str(text))
+    if match is None:
+        raise ValueError(f"time_budget={text!r}: give a duration with its unit, e.g. 150m, "
+                         "2.5h or 90s (make: BUDGET=150m)")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+class StopCleanly(pl.Callback):
+    """Ends the fit after the current iteration once ``deadline`` (a ``time.time()`` value)
+    has passed, or after SIGTERM or Ctrl-C, saving a checkpoint of that iteration to
+    ``checkpoint`` first (saved where Lightning saves its periodic ones, so it resumes the
+    same way). A second Ctrl-C stops at once. ``reason`` says why it stopped, or is None."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, checkpoint: Path, deadline: float | None = None):
+        self.checkpoint, self.deadline = Path(checkpoint), deadline
+        self.reason: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._request_stop)
+                              for number in self.SIGNALS}
+
+    def _request_stop(self, number: int, frame) -> None:
+        if self.reason is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = signal.Signals(number).name
+
+    def on_train_batch_end(self, trainer, *_) -> None:
+        if self.reason is None and self.deadline is not None and time.time() >= self.deadline:
+            self.reason = "budget"
+        if self.reason is not None and trainer.global_step < trainer.max_steps:
+            trainer.save_checkpoint(self.checkpoint)
+            trainer.should_stop = True
+
+    def on_train_end(self, *_) -> None:
+        self._restore_signals()
+
+    def on_exception(self, *_) -> None:
+        self._restore_signals()
+
+    def _restore_signals(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}

@@ -106,9 +106,10 @@ def test_sweeps_give_the_warmup_to_110_and_deeper_only():
     configs = sweep_configs(["experiment=table6", "profile=paper"])
     gated = {(c.model.depth, c.seed): StepSchedule(**{k: v for k, v in c.module.schedule.items()
                                                     if k != "_target_"}).gated for c in configs}
-    assert {depth for (depth, _), on in gated.items() if on} == {110}
+    assert {depth for (depth, _), on in gated.items() if on} == {110, 1202}
     assert sorted(seed for depth, seed in gated if depth == 110) == [0, 1, 2, 3, 4]
     assert sorted(seed for depth, seed in gated if depth == 56) == [0, 1, 2]
+    assert sorted(seed for depth, seed in gated if depth == 1202) == [0]  # Table 6's one run
     fig6 = {(c.model.shortcut, c.model.depth) for c in sweep_configs(["experiment=fig6"])}
     assert (None, 1202) not in fig6 and (None, 110) not in fig6 and ("A", 1202) in fig6
     assert {d for _, d in sweep_configs_depths("fig6", "cpu")} == {20, 32, 44, 56}

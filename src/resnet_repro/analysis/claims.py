@@ -2,17 +2,22 @@
 
 Rule. "A is lower than B" is judged on the final errors of finished runs, the runs of one net
 being the seeds of one protocol (never pooled across protocols). With nA and nB runs, means mA
-and mB and sample standard deviations sA and sB, the gap mB - mA is significant where it exceeds
-two standard errors, 2 * sqrt(sA²/nA + sB²/nB) (about a one-sided 98 % level for normal
-errors). A side with a single run has no spread of its own: it takes the profile's noise floor,
-the pooled seed-to-seed standard deviation of every net that has several seeds at that profile
-(named in the output); with no such net, a one-run comparison is INCONCLUSIVE. A claim is PASS
-where its gap is significant in the claimed direction, FAIL where it is significant the other
-way, INCONCLUSIVE where it is inside the noise, NOT RUN where a net has no finished run.
-A chain (20 > 32 > 44 > 56 > 110) is PASS where every neighbour's mean is in the claimed order
-and its two ends differ significantly, FAIL where any neighbour pair or the ends are
-significantly reversed: neighbouring depths may differ by less than the noise (the paper's
-44 -> 56 gap is 0.2 points), which says nothing against the trend.
+and mB and sample variances sA² and sB², the gap mB - mA is significant where it exceeds
+t x SE, SE = sqrt(sA²/nA + sB²/nB) and t Student's critical value at a one-sided 97.5 % level
+for Welch's degrees of freedom (with 3 seeds against 3, t is about 2.8; with 2 against 2, 4.3:
+few seeds need a wide gap). A side with a single run has no spread of its own: it borrows the
+noise floor of its own family (plain or ResNet) at this profile, the pooled seed-to-seed std of
+the family's nets that have several seeds and a mean error within a factor of 2 of the side's,
+with that pool's degrees of freedom; where no such net exists, the comparison is
+INCONCLUSIVE, and the output says which floor was used or why none was. Where every spread is
+zero (equal seeds, or values rounded alike) nothing is known of the noise: INCONCLUSIVE.
+A claim is PASS where its gap is significant in the claimed direction, FAIL where it is
+significant the other way, INCONCLUSIVE where it is inside the noise, NOT RUN where a net has
+no finished run. A chain (20 > 32 > 44 > 56 > 110) is judged on the depths that have finished
+runs (at least two; the missing ones are named): PASS where every neighbour's mean is in the
+claimed order and its two ends differ significantly, FAIL where any neighbour pair or the ends
+are significantly reversed: neighbouring depths may differ by less than the noise (the
+paper's 44 -> 56 gap is 0.2 points), which says nothing against the trend.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ import pandas as pd
 DEPTHS = (20, 32, 44, 56, 110)
 COLUMNS = ("train_error", "test_error")
 PASS, FAIL, INCONCLUSIVE, NOT_RUN, MIXED = "PASS", "FAIL", "INCONCLUSIVE", "NOT RUN", "MIXED"
+#: The one-sided level of each comparison.
+LEVEL = 0.975
+#: A one-run side borrows the spread of nets of its family within this factor of its error.
+COMPARABLE = 2.0
 
 
 @dataclass
@@ -78,12 +87,43 @@ class Side:
         return f"{self.net} {self.mean:.2f}{spread} (seeds {','.join(map(str, self.seeds))})"
 
 
+def family(net: str) -> str:
+    return net.split("-")[0]
+
+
+@dataclass
+class Spread:
+    """A side's variance of the mean, with its degrees of freedom and where it came from."""
+    variance: float
+    dof: float
+    source: str
+
+
+@dataclass
+class Gap:
+    """high - low, its standard error and critical value; ``why`` where it cannot be judged."""
+    gap: float
+    se: float | None = None
+    critical: float | None = None
+    why: str = ""
+
+    @property
+    def threshold(self) -> float | None:
+        return None if self.se is None else self.critical * self.se
+
+    def __str__(self) -> str:
+        if self.se is None:
+            return f"gap {self.gap:.2f} ({self.why})"
+        return (f"gap {self.gap:.2f}, threshold {self.threshold:.2f} = t {self.critical:.2f} x "
+                f"SE {self.se:.2f}")
+
+
 class Evidence:
-    """The finished runs of one profile, with the profile's noise floor."""
+    """The finished runs of one profile, and the noise floors its one-run sides borrow."""
 
     def __init__(self, runs: pd.DataFrame):
         self.runs = runs
-        self.floors = {column: noise_floor(runs, column) for column in COLUMNS}
+        self.floors_used: set[str] = set()
 
     def protocols(self, net: str) -> int:
         return self.runs.loc[self.runs["net"] == net, "group"].nunique()
@@ -92,15 +132,28 @@ class Evidence:
         rows = self.runs[self.runs["net"] == net].sort_values("seed")
         return Side(net, rows[column].astype(float).tolist(), rows["seed"].astype(int).tolist())
 
-    def gap(self, low: Side, high: Side, column: str) -> tuple[float, float | None]:
-        """(high.mean - low.mean, two standard errors), None where no spread is known."""
-        floor = self.floors[column][0]
-        spreads = [side.std if side.n > 1 else floor for side in (low, high)]
-        if any(spread is None for spread in spreads):
-            return high.mean - low.mean, None
-        error = math.sqrt(sum(s**2 / side.n for s, side in zip(spreads, (low, high),
-                                                              strict=True)))
-        return high.mean - low.mean, 2 * error
+    def spread(self, side: Side, column: str) -> Spread | str:
+        """The side's variance of the mean: its own seeds', or its family's noise floor at a
+        comparable error level; a text saying why there is none."""
+        if side.n > 1:
+            return Spread(side.std**2 / side.n, side.n - 1, f"{side.net}'s own seeds")
+        floor, dof, source = noise_floor(self.runs, column, family(side.net), side.mean)
+        if floor is None:
+            return source
+        self.floors_used.add(source)
+        return Spread(floor**2, dof, source)
+
+    def gap(self, low: Side, high: Side, column: str) -> Gap:
+        spreads = [self.spread(side, column) for side in (low, high)]
+        gap = high.mean - low.mean
+        missing = [text for text in spreads if isinstance(text, str)]
+        if missing:
+            return Gap(gap, why="; ".join(missing))
+        variance = sum(spread.variance for spread in spreads)
+        if variance == 0:
+            return Gap(gap, why="no spread measured: every seed equal")
+        dof = variance**2 / sum(s.variance**2 / s.dof for s in spreads if s.variance > 0)
+        return Gap(gap, math.sqrt(variance), t_critical(LEVEL, dof))
 
     def missing(self, nets: list[str]) -> Verdict | None:
         absent = [net for net in nets if not (self.runs["net"] == net).any()]
@@ -113,18 +166,68 @@ class Evidence:
         return None
 
 
-def noise_floor(runs: pd.DataFrame, column: str) -> tuple[float | None, str]:
-    """The pooled seed-to-seed standard deviation of ``column`` over every net (one protocol)
-    with several seeds: sqrt(sum (n_i - 1) s_i² / sum (n_i - 1))."""
-    grouped = runs.groupby(["net", "group"], dropna=False)[column]
-    sizes, variances = grouped.size(), grouped.var()
-    several = sizes[sizes > 1].index
-    if not len(several):
-        return None, f"{column}: no net has several seeds at this profile"
-    dof = (sizes[several] - 1).sum()
-    pooled = math.sqrt(((sizes[several] - 1) * variances[several]).sum() / dof)
-    nets = ", ".join(f"{net} ({sizes[(net, group)]} seeds)" for net, group in several)
-    return pooled, f"{column} noise floor {pooled:.2f} points, the pooled std of {nets}"
+def noise_floor(runs: pd.DataFrame, column: str, family_name: str, level: float
+                ) -> tuple[float | None, float, str]:
+    """(pooled std, its degrees of freedom, where it came from) of ``column`` over the nets of
+    ``family_name`` (one protocol each) with several seeds and a mean within a factor
+    ``COMPARABLE`` of ``level``: sqrt(sum (n_i - 1) s_i² / sum (n_i - 1))."""
+    grouped = runs[runs["net"].map(family) == family_name].groupby(
+        ["net", "group"], dropna=False)[column]
+    sizes, variances, means = grouped.size(), grouped.var(), grouped.mean()
+    comparable = [key for key in sizes.index if sizes[key] > 1 and
+                  level / COMPARABLE <= means[key] <= level * COMPARABLE]
+    if not comparable:
+        return None, 0.0, (f"{column}: no {family_name} net with several seeds near "
+                           f"{level:.2f} (within x{COMPARABLE:g}) to borrow a noise floor from")
+    dof = float(sum(sizes[key] - 1 for key in comparable))
+    pooled = math.sqrt(sum((sizes[key] - 1) * variances[key] for key in comparable) / dof)
+    nets = ", ".join(f"{net} ({sizes[(net, group)]} seeds)" for net, group in comparable)
+    return pooled, dof, (f"{column} noise floor {pooled:.2f} points ({dof:g} degrees of "
+                         f"freedom), the pooled std of {nets}")
+
+
+def t_critical(level: float, dof: float) -> float:
+    """Student's t quantile at ``level`` for ``dof`` (fractional, as Welch's) degrees of
+    freedom, by bisection on the distribution function."""
+    low, high = 0.0, 1000.0
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if t_cdf(middle, dof) < level else (low, middle)
+    return (low + high) / 2
+
+
+def t_cdf(t: float, dof: float) -> float:
+    """P(T <= t) for t >= 0: 1 - I_x(dof/2, 1/2) / 2 with x = dof / (dof + t²)."""
+    return 1 - 0.5 * _incomplete_beta(dof / (dof + t * t), dof / 2, 0.5)
+
+
+def _incomplete_beta(x: float, a: float, b: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction
+    (Lentz's method; Numerical Recipes, section 6.4)."""
+    if x <= 0 or x >= 1:
+        return float(x >= 1)
+    if x > (a + 1) / (a + b + 2):
+        return 1 - _incomplete_beta(1 - x, b, a)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log(1 - x)) / a
+    tiny, c, d = 1e-300, 1.0, 0.0
+    value = 1.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            numerator = 1.0
+        elif i % 2 == 0:
+            numerator = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            numerator = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1 + numerator * d
+        d = 1 / (d if abs(d) > tiny else tiny)
+        c = 1 + numerator / c
+        c = c if abs(c) > tiny else tiny
+        value *= c * d
+        if abs(c * d - 1) < 1e-12:
+            break
+    return front * (value - 1)
 
 
 def compare(evidence: Evidence, low: str, high: str, column: str, claim: str) -> Verdict:
@@ -132,42 +235,46 @@ def compare(evidence: Evidence, low: str, high: str, column: str, claim: str) ->
     if (absent := evidence.missing([low, high])) is not None:
         return Verdict(claim, absent.result, absent.evidence)
     a, b = evidence.side(low, column), evidence.side(high, column)
-    gap, threshold = evidence.gap(a, b, column)
-    result = _judge(gap, threshold)
-    bound = "no spread known" if threshold is None else f"2 SE {threshold:.2f}"
-    return Verdict(claim, result, f"{column}: {a} < {b}; gap {gap:.2f} ({bound})")
+    gap = evidence.gap(a, b, column)
+    return Verdict(claim, _judge(gap), f"{column}: {a} < {b}; {gap}")
 
 
-def _judge(gap: float, threshold: float | None) -> str:
-    if threshold is None:
+def _judge(gap: Gap) -> str:
+    if gap.threshold is None:
         return INCONCLUSIVE
-    if gap > threshold:
+    if gap.gap > gap.threshold:
         return PASS
-    return FAIL if -gap > threshold else INCONCLUSIVE
+    return FAIL if -gap.gap > gap.threshold else INCONCLUSIVE
 
 
 def chain(evidence: Evidence, nets: list[str], column: str, claim: str) -> Verdict:
-    """Claim: ``nets`` in order of increasing ``column`` (rule in the module docstring)."""
-    if (absent := evidence.missing(nets)) is not None:
-        return Verdict(claim, absent.result, absent.evidence)
-    sides = [evidence.side(net, column) for net in nets]
+    """Claim: ``nets`` in order of increasing ``column``, judged on those that have finished
+    runs (rule in the module docstring)."""
+    present = [net for net in nets if (evidence.runs["net"] == net).any()]
+    absent = [net for net in nets if net not in present]
+    if len(present) < 2:
+        return Verdict(claim, NOT_RUN, f"fewer than two of {', '.join(nets)} finished")
+    if (mixed := evidence.missing(present)) is not None:
+        return Verdict(claim, mixed.result, mixed.evidence)
+    sides = [evidence.side(net, column) for net in present]
     pairs = [evidence.gap(a, b, column) for a, b in zip(sides, sides[1:], strict=False)]
     ends = evidence.gap(sides[0], sides[-1], column)
-    reversed_pair = any(_judge(gap, bound) == FAIL for gap, bound in pairs)
-    if reversed_pair or _judge(*ends) == FAIL:
+    if any(_judge(gap) == FAIL for gap in pairs) or _judge(ends) == FAIL:
         result = FAIL
-    elif all(gap > 0 for gap, _ in pairs) and _judge(*ends) == PASS:
+    elif all(gap.gap > 0 for gap in pairs) and _judge(ends) == PASS:
         result = PASS
     else:
         result = INCONCLUSIVE
-    bound = "no spread known" if ends[1] is None else f"2 SE {ends[1]:.2f}"
-    evidence_text = " < ".join(map(str, sides))
-    return Verdict(claim, result, f"{column}: {evidence_text}; ends differ by {ends[0]:.2f} "
-                   f"({bound})")
+    reversed_pairs = [f"{a.net} > {b.net}" for a, b, gap in zip(sides, sides[1:], pairs,
+                                                                 strict=False) if gap.gap <= 0]
+    notes = ([f"out of order: {', '.join(reversed_pairs)}"] if reversed_pairs else []) + \
+        ([f"not run: {', '.join(absent)}"] if absent else [])
+    return Verdict(claim, result, f"{column}: {' < '.join(map(str, sides))}; ends: {ends}"
+                   + "".join(f"; {note}" for note in notes))
 
 
 def verify(runs: pd.DataFrame) -> tuple[list[Verdict], list[str]]:
-    """Each claim's verdict, and the profile's noise floors as stated."""
+    """Each claim's verdict, and the noise floors that one-run sides borrowed."""
     evidence = Evidence(runs)
     plain = [f"plain-{d}" for d in DEPTHS[:4]]
     verdicts = [
@@ -190,4 +297,4 @@ def verify(runs: pd.DataFrame) -> tuple[list[Verdict], list[str]]:
                           "deeper ResNets have lower test error (20 > 32 > 44 > 56 > 110)"))
     verdicts.append(compare(evidence, "resnet-110", "resnet-1202", "test_error",
                             "ResNet-1202 has higher test error than ResNet-110"))
-    return verdicts, [source for _, source in evidence.floors.values()]
+    return verdicts, sorted(evidence.floors_used)

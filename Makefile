@@ -52,4 +52,4 @@ test:
 	$(PYTHON) -m pytest
 
 lint:
-	$(PYTHON) -m ruff check src tests experiments
+	$(PYTHON) -m ruff check src tests experiments hubconf.py

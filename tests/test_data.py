@@ -193,7 +193,7 @@ def test_runs_keyed_by_the_bytes_of_their_copy_move_to_their_content_keys(
     from resnet_repro.config import compose_train
     from resnet_repro.data.sources import bytes_fingerprint
     from resnet_repro.migrations import rekey_data
-    from resnet_repro.runs import RunFolder
+    from resnet_repro.runs import RunFolder, group_key
     from resnet_repro.training.launch import train
 
     configs = [compose_train([*smoke_overrides, "model.shortcut=null",
@@ -215,5 +215,6 @@ def test_runs_keyed_by_the_bytes_of_their_copy_move_to_their_content_keys(
     moved = RunFolder(again[1].directory).read_record()
     assert moved["dataset"]["fingerprint"] == "content-hash-of-the-copy"
     assert moved["init"]["from_run"] == again[0].directory.name
-    assert moved["group"] != old[1].data["group"]
+    assert moved["group"] == group_key(configs[1], "content-hash-of-the-copy") != \
+        old[1].data["group"]
     assert rekey_data(runs, {bytes_fingerprint(tiny_archive): "content-hash-of-the-copy"}) == {}

@@ -175,4 +175,6 @@ def test_budget_and_sigterm_stops_resume_bit_for_bit_with_the_fast_settings(
     assert [a["status"] for a in attempts] == ["interrupted", "interrupted", "done"]
     assert attempts[0]["precision"] == "bf16-mixed" and attempts[0]["compile"] == {
         "backend": "eager"}
+    assert sorted(p.name for p in RunFolder(record.directory).checkpoints.iterdir()) == \
+        ["last.ckpt"]
     assert_same_run(record, whole)

@@ -57,7 +57,8 @@ def test_sweep_writes_one_finished_run_per_point(fig1_sweep):
     assert [r["net"] for r in records] == ["plain-20", "plain-56"]
     assert all(r["status"] == "done" and r["iterations"] == 20 for r in records)
     assert all(r["seed"] == 0 and r["profile"] == "smoke" for r in records)
-    assert all((d / "model.pt").exists() and (d / "checkpoints/last.ckpt").exists()
+    # done: the final weights stay, the checkpoint goes
+    assert all((d / "model.pt").exists() and not (d / "checkpoints").exists()
                for d in directories)
     metrics = pd.read_csv(directories[0] / "attempt-0" / "metrics.csv")
     assert metrics["train/err"].notna().sum() == 4  # every 5 of 20 iterations

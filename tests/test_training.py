@@ -1,7 +1,6 @@
 """Training runs in process: run keys, seeds, failure records, and resume after a crash."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -79,8 +78,8 @@ def test_crashed_run_is_recorded_and_a_rerun_resumes_with_the_whole_curve(
     assert list(curves[curves.split == "train"].iteration) == [5, 10, 15, 20]
     assert list(curves[curves.split == "test"].iteration) == [10, 20]
 
-    shutil.rmtree(directory / "checkpoints")  # a finished run is skipped, not retrained
-    assert train(cfg).data["attempts"] == record["attempts"]
+    assert not (directory / "checkpoints").exists()  # done: the weights stay, not the checkpoint
+    assert train(cfg).data["attempts"] == record["attempts"]  # skipped, not retrained
 
 
 @pytest.mark.parametrize(("threshold", "rates", "opened_at"),
@@ -146,3 +145,11 @@ def test_only_the_first_ddp_process_writes_the_run_record(tmp_path):
     follower.start(make_config(), {"net": "resnet-20"})
     follower.finish("done", 20)
     assert follower.status == "done" and not (tmp_path / "run").exists()
+
+
+def test_a_run_without_its_data_records_nothing_and_names_the_fix(tmp_path):
+    cfg = make_config("profile=smoke", f"data.source={tmp_path / 'nowhere.tar.gz'}",
+                      f"paths.runs={tmp_path / 'runs'}")
+    with pytest.raises(RunFailed, match="not started: .*does not exist.*data.source="):
+        train(cfg)
+    assert not (tmp_path / "runs").exists()

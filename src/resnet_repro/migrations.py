@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from resnet_repro.runs import RunFolder, RunRecord, group_key, run_identity, run_key
+from resnet_repro.runs import RunFolder, RunRecord, key_of, run_identity
 
 
 class MigrationError(RuntimeError):
@@ -25,30 +25,43 @@ def rekey_data(root: str | Path, fingerprints: dict[str, str]) -> dict[str, str]
     {old key: new key}. A run is moved only if its config gives back its old key; runs that
     start from another run's weights are moved after it. Idempotent: a rerun moves nothing."""
     folders = [RunFolder(record.parent) for record in sorted(Path(root).rglob("run.json"))]
-    moves = {}
+    moves: dict[str, str] = {}
     for folder in sorted(folders, key=lambda f: "init" in f.read_record()):
         record = folder.read_record()
         old = record.get("dataset", {}).get("fingerprint")
         if old not in fingerprints:
             continue
         cfg = OmegaConf.load(folder.config)
-        if run_key(cfg, old) != folder.name:
+        source = record.get("init", {}).get("from_run")
+        if key_of(identity(cfg, old, source)) != folder.name:
             raise MigrationError(f"{folder.directory}: its config.yaml gives key "
-                                 f"{run_key(cfg, old)}, not its folder's name; not moved")
-        new = fingerprints[old]
-        moves[folder.name] = _move(folder, cfg, record, new).name
+                                 f"{key_of(identity(cfg, old, source))}, not its folder's "
+                                 "name; not moved")
+        new_identity = identity(cfg, fingerprints[old], moves.get(source, source))
+        moves[folder.name] = _move(folder, record, new_identity).name
     return moves
 
 
-def _move(folder: RunFolder, cfg, record: dict, fingerprint: str) -> Path:
-    target = folder.directory.parent / run_key(cfg, fingerprint)
+def identity(cfg, fingerprint: str, source_key: str | None) -> dict:
+    """A recorded run's identity from its saved config, with the key of the run it started
+    from as recorded: the saved config is resolved (the warm-up gate's depth is a number, no
+    longer ``${model.depth}``), so the source's key cannot be derived from it again."""
+    fresh = cfg.copy()
+    fresh.init = None
+    result = run_identity(fresh, fingerprint)
+    if source_key is not None:
+        result["init"] = {**OmegaConf.to_container(cfg.init), "from_run": source_key}
+    return result
+
+
+def _move(folder: RunFolder, record: dict, new_identity: dict) -> Path:
+    target = folder.directory.parent / key_of(new_identity)
     if target.exists():
         raise MigrationError(f"{folder.directory}: {target} exists already; not moved")
-    record["dataset"]["fingerprint"] = fingerprint
-    record["group"] = group_key(cfg, fingerprint)
-    identity = run_identity(cfg, fingerprint)
-    if "init" in identity:
-        record["init"] = identity["init"]
+    record["dataset"]["fingerprint"] = new_identity["data"]["fingerprint"]
+    record["group"] = key_of({k: v for k, v in new_identity.items() if k != "seed"})
+    if "init" in new_identity:
+        record["init"] = new_identity["init"]
     folder.directory.rename(target)
     moved = RunRecord(target)
     moved.data = record

@@ -85,19 +85,20 @@ def init_source(cfg: DictConfig) -> DictConfig | None:
     return source
 
 
-def _digest(identity: dict) -> str:
+def key_of(identity: dict) -> str:
+    """The key of a run (or, without its seed, of a group) from its identity."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_key(cfg: DictConfig, data_fingerprint: str) -> str:
-    return _digest(run_identity(cfg, data_fingerprint))
+    return key_of(run_identity(cfg, data_fingerprint))
 
 
 def group_key(cfg: DictConfig, data_fingerprint: str) -> str:
     """The run's identity without its seed: the protocol that its seeds share."""
     identity = run_identity(cfg, data_fingerprint)
     identity.pop("seed")
-    return _digest(identity)
+    return key_of(identity)
 
 
 def run_directory(cfg: DictConfig, data_fingerprint: str) -> Path:

@@ -94,8 +94,18 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """The data's content hash (``sources.content_fingerprint``): it keys the runs."""
+        """The data's content hash (``sources.content_fingerprint``): it keys the runs. Known
+        without any data for the official release."""
         return source_fingerprint(self.source, self.cache_dir)
+
+    def prepare_data(self) -> None:
+        """Read (download, decode) the source now, so that a missing or broken one is reported
+        before a run records anything."""
+        self._data  # noqa: B018
+
+    @functools.cached_property
+    def _data(self) -> dict:
+        return load_source(self.source, self.cache_dir)
 
     @property
     def eval_names(self) -> list[str]:
@@ -105,7 +115,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        data = load_source(self.source, self.cache_dir)
+        data = self._data
         train_images, train_labels = data["train"]
         if self.val_split:
             order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(0))

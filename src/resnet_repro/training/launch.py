@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 import warnings
@@ -16,6 +17,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from resnet_repro.analysis.collect import curves_of
+from resnet_repro.data.sources import DataSourceError
 from resnet_repro.models.surgery import deepen
 from resnet_repro.runs import (
     RunFolder,
@@ -27,7 +29,7 @@ from resnet_repro.runs import (
 )
 from resnet_repro.training.module import DivergedError
 from resnet_repro.training.progress import IterationProgressBar
-from resnet_repro.training.stopping import StopCleanly
+from resnet_repro.training.stopping import StopCleanly, StopRequested
 
 log = logging.getLogger(__name__)
 # The data set sits in memory as tensors and a batch is one index: workers would only add cost.
@@ -61,12 +63,15 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
     if cfg.get("threads") is not None:
         torch.set_num_threads(cfg.threads)
     datamodule = instantiate(cfg.data, seed=cfg.seed)
-    fingerprint = datamodule.fingerprint
+    with data_at_hand():
+        fingerprint = datamodule.fingerprint
     directory = run_directory(cfg, fingerprint)
     record = RunRecord(directory)
     if record.status == "done":
         log.info("%s is done already (%s): skipped", record.data["net"], directory)
         return record
+    with data_at_hand():  # read before anything is recorded: no empty run folder is left
+        datamodule.prepare_data()
 
     pl.seed_everything(cfg.seed, workers=True)
     net = instantiate(cfg.model)
@@ -88,6 +93,10 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
         if trainer.global_step >= trainer.max_steps and is_overridden("test_dataloader",
                                                                       datamodule):
             trainer.test(module, datamodule=datamodule, verbose=False)
+    except StopRequested as stop:
+        _finish(record, module, "interrupted", trainer.global_step, str(stop))
+        raise Stopped(f"{net.name} stopped at iteration {trainer.global_step} ({stop}), "
+                      f"checkpoint in {last}; run the same command again to continue") from stop
     except DivergedError as error:
         _finish(record, module, "diverged", trainer.global_step, str(error))
         raise RunFailed(f"{net.name} diverged: {error}") from error
@@ -98,10 +107,8 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
         _finish(record, module, "interrupted", trainer.global_step)
         raise
     if trainer.global_step < trainer.max_steps:
-        _finish(record, module, "interrupted", trainer.global_step, stopper.reason)
-        raise Stopped(f"{net.name} stopped at iteration {trainer.global_step} "
-                      f"({stopper.reason or 'the trainer stopped'}), checkpoint in {last}; "
-                      "run the same command again to continue")
+        _finish(record, module, "interrupted", trainer.global_step)
+        raise RunFailed(f"{net.name} stopped at iteration {trainer.global_step}; rerun to resume")
     if not evaluated_at(record.folder, trainer.max_steps, cfg):
         error = f"no evaluation logged at max_steps ({trainer.max_steps})"
         _finish(record, module, "failed", trainer.global_step, error)
@@ -111,6 +118,16 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
     if record.writable:
         record.folder.remove_checkpoints()
     return record
+
+
+@contextlib.contextmanager
+def data_at_hand():
+    """A missing or broken data source fails the run before it starts (in a sweep, the others
+    go on: a clone without the data still skips the finished runs and draws them)."""
+    try:
+        yield
+    except DataSourceError as error:
+        raise RunFailed(f"not started: {error}") from error
 
 
 def checkpoint_step(path: Path) -> int:
@@ -213,6 +230,7 @@ def make_trainer(
         save_last=True,
         save_top_k=0,
         every_n_train_steps=cfg.checkpoint_every,
+        enable_version_counter=False,  # last.ckpt is always the latest, whoever wrote it before
     )
     callbacks = [checkpoint, *callbacks]
     if cfg.trainer.enable_progress_bar:

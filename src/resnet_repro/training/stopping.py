@@ -23,11 +23,17 @@ def parse_duration(text: str | int | float) -> float:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
+class StopRequested(Exception):
+    """Raised out of the fit once the stop's checkpoint is saved; its message is the reason."""
+
+
 class StopCleanly(pl.Callback):
     """Ends the fit after the current iteration once ``deadline`` (a ``time.time()`` value)
     has passed, or after SIGTERM or Ctrl-C, saving a checkpoint of that iteration to
     ``checkpoint`` first (saved where Lightning saves its periodic ones, so it resumes the
-    same way). A second Ctrl-C stops at once. ``reason`` says why it stopped, or is None."""
+    same way), then raising ``StopRequested``: Lightning's own ``should_stop`` would first run
+    an evaluation that the uninterrupted run does not have. A second Ctrl-C stops at once.
+    ``reason`` says why it stopped, or is None."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -51,7 +57,7 @@ class StopCleanly(pl.Callback):
             self.reason = "budget"
         if self.reason is not None and trainer.global_step < trainer.max_steps:
             trainer.save_checkpoint(self.checkpoint)
-            trainer.should_stop = True
+            raise StopRequested(self.reason)
 
     def on_train_end(self, *_) -> None:
         self._restore_signals()

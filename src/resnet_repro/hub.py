@@ -1,0 +1,66 @@
+"""Trained nets in one line, from the runs committed in ``results/runs/``:
+
+    net = resnet_repro.pretrained("resnet-56", profile="cpu")
+    net.record["test_error"], net.record["commit"]
+
+The run is the one the profile's own protocol names for that net and seed (the config that
+``make reproduce-<experiment> PROFILE=<profile>`` trains, on the exact CIFAR-10), so no run key
+is needed; a different protocol is asked for with ``overrides`` (``["trainer.precision=..."]``).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from resnet_repro.analysis.collect import curves_of, final_error
+from resnet_repro.config import CONF_DIR, compose_train
+from resnet_repro.data.sources import OFFICIAL_CONTENT
+from resnet_repro.runs import RunFolder, run_directory
+
+RUNS = CONF_DIR.parent / "results" / "runs"
+
+
+def pretrained(net: str, profile: str = "paper", seed: int = 0,
+               overrides: list[str] = ()) -> nn.Module:
+    """The finished ``net`` ("plain-20", "resnet-56", ...) of ``profile``, in evaluation mode,
+    with ``.record``: its errors at the end, protocol, commit, hardware and run folder."""
+    cfg = compose_train([f"profile={profile}", *_model_overrides(net), f"seed={seed}",
+                         f"paths.runs={RUNS / profile}", *overrides])
+    folder = RunFolder(run_directory(cfg, OFFICIAL_CONTENT))
+    record = folder.read_record()
+    if record.get("status") != "done":
+        finished = ", ".join(available(profile)) or "none"
+        raise LookupError(f"no finished {net} (seed {seed}) at profile {profile!r}"
+                          + (f" with {list(overrides)}" if overrides else "")
+                          + f"; finished at that profile: {finished}")
+    model = folder.load_net()
+    curves = curves_of(folder.read_metrics())
+    attempt = record["attempts"][-1]
+    model.record = {
+        "net": record["net"], "seed": record["seed"], "profile": profile,
+        "train_error": final_error(curves, "train", record["max_steps"]),
+        "test_error": final_error(curves, "test", record["max_steps"]),
+        "iterations": record["iterations"], "precision": folder.precision(),
+        "protocol": record.get("group"), "commit": attempt.get("commit"),
+        "hardware": attempt.get("device"), "run": str(folder.directory),
+    }
+    return model
+
+
+def _model_overrides(net: str) -> list[str]:
+    family, _, depth = net.partition("-")
+    shortcuts = {"plain": "null", "resnet": "A"}
+    if family not in shortcuts or not depth.isdigit():
+        raise ValueError(f"net {net!r}: give a CIFAR-10 net as plain-<depth> or "
+                         "resnet-<depth>, e.g. resnet-56")
+    return [f"model.depth={depth}", f"model.shortcut={shortcuts[family]}"]
+
+
+def available(profile: str) -> list[str]:
+    """The finished runs of a profile, as "net (seed s)"."""
+    found = []
+    for record_file in sorted((RUNS / profile).glob("*/run.json")):
+        record = RunFolder(record_file.parent).read_record()
+        if record.get("status") == "done" and "init" not in record:
+            found.append(f"{record['net']} (seed {record['seed']})")
+    return sorted(set(found))

@@ -20,7 +20,7 @@ from resnet_repro.analysis.nets import Context, dataset
 from resnet_repro.analysis.report import write_results
 from resnet_repro.analysis.responses import responses
 from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_directories
-from resnet_repro.config import protocol_description
+from resnet_repro.config import budget_description, protocol_description
 
 #: Analyses of trained nets: each writes its own figures, tables and README.
 NET_ANALYSES = {"gradients": gradients.run, "identity": identity.run, "lesion": lesion.run,
@@ -43,9 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}"
     analysis = OmegaConf.to_container(config.analysis, resolve=True)
     analysis["dataset"] = get_class(config.data._target_).title
-    analysis["protocol"] = protocol_description(sweep_choices(args.overrides)["protocol"])
+    choices = sweep_choices(args.overrides)
+    analysis["protocol"] = protocol_description(choices["protocol"])
     if analysis["figure"] in NET_ANALYSES:
-        context = Context(config, directories, out_dir, command, analysis["protocol"])
+        budget = budget_description(choices["analysis_budget"], config.analysis.budget) \
+            if choices.get("analysis_budget") else []
+        context = Context(config, directories, out_dir, command, analysis["protocol"] + budget)
         written = NET_ANALYSES[analysis["figure"]](context)
         print("wrote", ", ".join(str(path) for path in written.values()))
         return 0

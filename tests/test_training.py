@@ -153,3 +153,15 @@ def test_a_run_without_its_data_records_nothing_and_names_the_fix(tmp_path):
     with pytest.raises(RunFailed, match="not started: .*does not exist.*data.source="):
         train(cfg)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_analysis_budget_is_chosen_apart_from_the_training_profile():
+    from resnet_repro.config import budget_description
+    paper = make_config("profile=paper")
+    on_cpu = make_config("profile=paper", "analysis_budget=cpu")
+    assert paper.analysis.budget.landscape_points == 51
+    assert on_cpu.analysis.budget.landscape_points == 11
+    assert on_cpu.trainer.max_steps == 64000  # the nets analysed are still the paper's
+    assert run_key(on_cpu, "d") == run_key(paper, "d")  # nor does it touch any run
+    lines = budget_description("cpu", on_cpu.analysis.budget)
+    assert "Analysis budget `cpu`" in lines[1] and "landscape_points 11" in lines[-1]

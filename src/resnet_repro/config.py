@@ -13,7 +13,20 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 def protocol_description(choice: str) -> list[str]:
     """The comment at the head of ``conf/protocol/<choice>.yaml``: what the profile means for
     that data set and how it differs from the paper."""
-    lines = (CONF_DIR / "protocol" / f"{choice}.yaml").read_text().splitlines()
+    return _head_comment(CONF_DIR / "protocol" / f"{choice}.yaml")
+
+
+def budget_description(choice: str, budget: DictConfig) -> list[str]:
+    """What an analysis of trained nets evaluated: ``conf/analysis_budget/<choice>.yaml``'s
+    comment and its values."""
+    values = ", ".join(f"{key} {value}" for key, value in budget.items())
+    return ["", f"Analysis budget `{choice}` (conf/analysis_budget/{choice}.yaml, chosen apart "
+            "from the training profile):",
+            *_head_comment(CONF_DIR / "analysis_budget" / f"{choice}.yaml"), values]
+
+
+def _head_comment(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
     comments = [line.removeprefix("#").strip() for line in lines if line.startswith("#")]
     return [line for line in comments if not line.startswith("@package")]
 

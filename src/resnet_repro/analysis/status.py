@@ -51,9 +51,9 @@ def run_status(directory: Path, device: str | None = None) -> dict:
         "status": record.get("status", "missing"), "iterations": done, "of": max_steps,
         "train_error": train_error, "test_error": test_error, "tested_at": tested_at,
         "devices": ", ".join(dict.fromkeys(str(a.get("device")) for a in attempts)),
-        "precision": attempts[-1].get("precision") if attempts else None,
+        "precision": folder.precision(),
         "it_per_s_here": round(speed, 2) if speed == speed else None,
-        "hours_left_here": round(left / 3600, 2) if left == left else None,
+        "minutes_left_here": round(left / 60, 1) if left == left else None,
         "run": folder.name,
     }
 

@@ -1,0 +1,28 @@
+"""make status: where runs of many hours stand, from what they wrote."""
+
+from resnet_repro.analysis.status import attempt_speeds, status_table
+from resnet_repro.config import compose_train
+from resnet_repro.runs import hardware
+from resnet_repro.training.launch import Stopped, train
+
+
+def test_status_reports_progress_speed_and_time_left_of_a_stopped_run(smoke_overrides, tmp_path):
+    cfg = compose_train([*smoke_overrides, "trainer.enable_progress_bar=false"])
+    try:
+        train(cfg, deadline=0.0)  # stops after its first iteration
+    except Stopped:
+        pass
+    table = status_table(sorted(p.parent for p in (tmp_path / "runs").glob("*/run.json")))
+    row = table.iloc[0]
+    assert (row["net"], row["status"], row["iterations"], row["of"]) == \
+        ("resnet-8", "interrupted", 1, 20)
+    assert row["devices"] == hardware()["device"] and row["precision"] == "32-true"
+    assert row["it_per_s_here"] > 0 and row["minutes_left_here"] > 0
+
+
+def test_attempt_speeds_count_each_attempt_from_where_it_began():
+    attempts = [{"device": "gpu", "iterations": 1000, "wall_seconds": 10.0},
+                {"device": "cpu", "iterations_from": 1000, "iterations": 1500,
+                 "wall_seconds": 100.0},
+                {"device": "cpu", "iterations_from": 1500}]  # running: not counted
+    assert attempt_speeds(attempts) == [("gpu", 1000, 10.0), ("cpu", 500, 100.0)]

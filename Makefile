@@ -21,12 +21,16 @@ endif
 $(TINY_IMAGENET):
 	$(PYTHON) -m resnet_repro.data.tiny $@
 
-.PHONY: install test lint bench verify status reproduce-%
+.PHONY: install test lint bench verify status reproduce-fig3 reproduce-%
 
 install:
 	python3 -m venv .venv
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
+
+# Figure 3's comparison: three nets counted (multiply-adds, parameters), nothing trained.
+reproduce-fig3:
+	$(PYTHON) experiments/figure3.py
 
 # One target per experiment config: reproduce-fig1 runs conf/experiment/fig1.yaml's sweep
 # (finished runs are skipped, interrupted ones resume), then writes results/fig1/$(PROFILE)/.

@@ -30,10 +30,12 @@ def crop_and_flip(
     return padded.flatten(2).gather(2, flat).view(batch, channels, height, width)
 
 
-def random_crop_flip(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
-    """Random crop of the zero-padded images and random horizontal flip, per image."""
+def random_crop_flip(images: torch.Tensor, padding: int = 4,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop of the zero-padded images and random horizontal flip, per image, drawn from
+    ``generator`` (torch's global generator by default)."""
     batch, device = images.shape[0], images.device
-    top = torch.randint(0, 2 * padding + 1, (batch,), device=device)
-    left = torch.randint(0, 2 * padding + 1, (batch,), device=device)
-    flip = torch.rand(batch, device=device) < 0.5
+    top = torch.randint(0, 2 * padding + 1, (batch,), device=device, generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (batch,), device=device, generator=generator)
+    flip = torch.rand(batch, device=device, generator=generator) < 0.5
     return crop_and_flip(images, top, left, flip, padding)

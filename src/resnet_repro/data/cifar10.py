@@ -159,12 +159,16 @@ class CIFAR10DataModule(pl.LightningDataModule):
         return DataLoader(dataset, sampler=batches, batch_size=None,
                           generator=_private_generator())
 
-    def prepare(self, images: torch.Tensor, training: bool) -> torch.Tensor:
-        """uint8 images to floats in [0, 1] less the per-pixel mean; augmented for training."""
+    def prepare(self, images: torch.Tensor, training: bool,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 images to floats in [0, 1] less the per-pixel mean; augmented for training,
+        with draws from ``generator`` (torch's global one by default)."""
         if self.pixel_mean.device != images.device:
             self.pixel_mean = self.pixel_mean.to(images.device)
         images = images.float().div_(255).sub_(self.pixel_mean)
-        return random_crop_flip(images) if training and self.augment else images
+        if training and self.augment:
+            return random_crop_flip(images, generator=generator)
+        return images
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

@@ -128,7 +128,9 @@ class ImageClassifier(pl.LightningModule):
         self.test_windows: dict[int, ErrorWindow] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images.contiguous(memory_format=self.memory_format))
+        """The net on ``images``, in the module's dtype (float64 under ``64-true``: the data
+        module makes float32; a no-op otherwise, mixed precision included)."""
+        return self.net(images.to(self.dtype).contiguous(memory_format=self.memory_format))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch

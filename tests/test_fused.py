@@ -1,0 +1,82 @@
+"""Fused training of several runs (HFTA's way): N fused steps give, for each run, the weights
+and momentum of N steps of the ordinary loop with the same config.
+
+Early training at lr 0.1 on a tiny set is chaotic: a relative change of 1e-7 in one layer's
+weights grows to 1e-3 within 9 steps (measured), so fp32 rounding alone, summed in another
+order, would hide or fake a real difference after a few steps. The step-by-step check therefore
+runs both in float64 (Lightning's ``64-true``), where any error in data order, augmentation
+draws, BN statistics, momentum, rates or warm-up gate shows as a difference of 1e-3 or more,
+while float64 rounding, amplified alike, reaches about 1e-9 in 10 steps (measured); one fp32
+step checks the fp32 path itself."""
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from resnet_repro.config import compose_train
+from resnet_repro.models import CifarResNet
+from resnet_repro.models.fused import FusedCifarResNet
+from resnet_repro.runs import RunFolder
+from resnet_repro.training.fused import FusedRuns
+from resnet_repro.training.launch import train
+
+#: 260 training images in batches of 32: 8 iterations an epoch, so 10 steps cross an epoch.
+#: Logging windows of 3 iterations; run 0's warm-up gate opens at the first (iteration 3), run
+#: 2's never does; run 1 is a plain net beside its residual twins, with its own rate.
+STEPS = 10
+COMMON = ["model.depth=8", "data.batch_size=32", "trainer.log_every_n_steps=3",
+          "module.schedule.milestones=[6,100]", "trainer.enable_progress_bar=false"]
+RUNS = [["seed=0", "module.schedule.gate.from_depth=8", "module.schedule.gate.below_error=100"],
+        ["seed=1", "model.shortcut=null", "module.optimizer.lr=0.05"],
+        ["seed=2", "module.schedule.gate.from_depth=8", "module.schedule.gate.below_error=0"]]
+
+
+def test_a_fused_model_computes_each_nets_own_outputs():
+    torch.manual_seed(0)
+    nets = [CifarResNet(8, "A"), CifarResNet(8, None), CifarResNet(8, "A")]
+    fused = FusedCifarResNet.from_nets(nets)
+    inputs = [torch.randn(4, 3, 32, 32) for _ in nets]
+    expected = torch.stack([net(x) for net, x in zip(nets, inputs, strict=True)], dim=1)
+    assert torch.allclose(fused(torch.cat(inputs, dim=1)), expected, atol=1e-5)
+    for state, net in zip(fused.state_dicts(), nets, strict=True):
+        assert state.keys() == net.state_dict().keys()
+        assert all(torch.allclose(state[k].float(), v.float()) for k, v in
+                   net.state_dict().items())  # running statistics included
+    with pytest.raises(ValueError, match="one depth"):
+        FusedCifarResNet.from_nets([CifarResNet(8), CifarResNet(14)])
+
+
+def fused_and_ordinary(smoke_overrides, steps: int, precision: str, dtype):
+    configs = [compose_train([*smoke_overrides, *COMMON, *run, f"trainer.max_steps={steps}",
+                              f"trainer.val_check_interval={steps}",
+                              f"trainer.precision={precision}"]) for run in RUNS]
+    fused = FusedRuns(configs, instantiate(configs[0].data, seed=0), dtype)
+    for _ in range(steps):
+        fused.step()
+    return fused, configs
+
+
+@pytest.mark.parametrize(("steps", "precision", "dtype", "tolerance"),
+                         [(STEPS, "64-true", torch.float64, 1e-7),
+                          (1, "32-true", torch.float32, 1e-6)])
+def test_fused_steps_equal_the_ordinary_loops_steps_run_by_run(
+    smoke_overrides, monkeypatch, steps, precision, dtype, tolerance
+):
+    monkeypatch.setattr(RunFolder, "remove_checkpoints", lambda self: None)
+    fused, configs = fused_and_ordinary(smoke_overrides, steps, precision, dtype)
+    if steps == STEPS:
+        assert [s.gate_opened_at for s in fused.schedules] == [3, None, None]
+    for k, cfg in enumerate(configs):
+        record = train(cfg)
+        weights = torch.load(record.directory / "model.pt")
+        checkpoint = torch.load(RunFolder(record.directory).last_checkpoint, weights_only=False)
+        assert checkpoint["global_step"] == steps
+        momentum = checkpoint["optimizer_states"][0]["state"]
+        names = [name for name, _ in CifarResNet(8).named_parameters()]
+        fused_weights, fused_momentum = fused.state_dicts()[k], fused.momentum_of(k)
+        for name, value in weights.items():
+            difference = (fused_weights[name].double() - value.double()).abs().max()
+            assert difference < tolerance, (k, name, float(difference))
+        for index, name in enumerate(names):
+            difference = (fused_momentum[name] - momentum[index]["momentum_buffer"]).abs().max()
+            assert difference < tolerance, (k, name, float(difference))

@@ -1,4 +1,5 @@
 import gzip
+import json
 import tarfile
 from pathlib import Path
 
@@ -204,7 +205,12 @@ def test_runs_keyed_by_the_bytes_of_their_copy_move_to_their_content_keys(
                          property(lambda self: bytes_fingerprint(self.source)))
         old = [train(cfg) for cfg in configs]
     runs = old[0].directory.parent
+    running = runs / "0123456789abcdef"  # a run still in progress: its process writes by path
+    running.mkdir()
+    (running / "run.json").write_text(json.dumps(
+        {"status": "running", "dataset": {"fingerprint": bytes_fingerprint(tiny_archive)}}))
     moves = rekey_data(runs, {bytes_fingerprint(tiny_archive): "content-hash-of-the-copy"})
+    assert running.exists() and "0123456789abcdef" not in moves
     assert set(moves) == {record.directory.name for record in old}
     monkeypatch.setattr(CIFAR10DataModule, "fingerprint",
                         property(lambda self: "content-hash-of-the-copy"))

@@ -23,13 +23,15 @@ def rekey_data(root: str | Path, fingerprints: dict[str, str]) -> dict[str, str]
     with a data fingerprint that ``fingerprints`` maps to a new one to its new key, updating
     run.json (data fingerprint, group, the key of the run it started from). Returns
     {old key: new key}. A run is moved only if its config gives back its old key; runs that
-    start from another run's weights are moved after it. Idempotent: a rerun moves nothing."""
+    start from another run's weights are moved after it. A run recorded as running is left
+    where it is (its process writes by path; move it once it has stopped). Idempotent: a rerun
+    moves nothing."""
     folders = [RunFolder(record.parent) for record in sorted(Path(root).rglob("run.json"))]
     moves: dict[str, str] = {}
     for folder in sorted(folders, key=lambda f: "init" in f.read_record()):
         record = folder.read_record()
         old = record.get("dataset", {}).get("fingerprint")
-        if old not in fingerprints:
+        if old not in fingerprints or record.get("status") == "running":
             continue
         cfg = OmegaConf.load(folder.config)
         source = record.get("init", {}).get("from_run")

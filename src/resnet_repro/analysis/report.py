@@ -107,7 +107,7 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
         + ", ".join(f"{r.net} (seed {r.seed}, {r.status})" for r in summary.itertuples()) + ".",
         f"- Iterations: {', '.join(str(i) for i in summary['iterations'].dropna().unique())} "
         f"(the paper: {PAPER_ITERATIONS}).",
-        f"- Data: {', '.join(summary['dataset'].dropna().unique())} (sha256 "
+        f"- Data: {', '.join(summary['dataset'].dropna().unique())} (content sha256 "
         f"{', '.join(str(s)[:16] for s in summary['dataset_sha256'].dropna().unique())}...).",
         f"- Hardware: {', '.join(summary['hardware'].dropna().unique())}.",
         f"- Precision: {_precisions(summary)}.",

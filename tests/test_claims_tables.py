@@ -149,6 +149,15 @@ def test_verify_does_not_pass_a_gap_between_sides_without_spread(tmp_path):
     assert "no spread measured" in output
 
 
+def test_verify_reads_the_papers_figures_only(tmp_path):
+    """The precision comparison trains plain-20 in bf16 too: another protocol, not a seed."""
+    write_results(tmp_path, "fig1", [("plain-20", 20, "none", 0, 40.0, 38.0),
+                                     ("plain-56", 56, "none", 0, 66.0, 64.0)])
+    write_results(tmp_path, "precision", [("plain-20", 20, "none", 0, 41.0, 39.0)], group="bf")
+    verdicts, _ = verify_output(tmp_path)
+    assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"  # not MIXED: the bf16 run is not read
+
+
 def test_verify_uses_welch_t_for_few_seeds(tmp_path):
     """3 against 3 seeds, std 1 each: SE 0.82; a gap of 2.0 exceeds 2 SE (1.63) but not
     t(0.975, 4 dof) = 2.78 SE (2.27)."""
@@ -196,7 +205,7 @@ def test_verify_never_pools_two_protocols_and_keeps_the_newest_record(tmp_path):
     stale = runs([("plain-56", 56, "none", 0, 60.0, 58.0)]).assign(
         status="running", updated="2026-01-01T00:00:00")
     done = stale.assign(status="done", updated="2026-01-02T00:00:00")
-    folder = tmp_path / "newer" / "cpu"
+    folder = tmp_path / "fig7" / "cpu"
     folder.mkdir(parents=True)
     pd.concat([done, stale]).to_csv(folder / "summary.csv", index=False)
     summaries = load_summaries(tmp_path, "cpu")

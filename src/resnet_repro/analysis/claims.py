@@ -47,10 +47,18 @@ class Verdict:
         return f"{self.result:12} {self.claim}\n             {self.evidence}"
 
 
+#: The experiments whose runs are the paper's evidence. Others (the precision comparison) train
+#: the same nets under other protocols, which are never pooled with these.
+CLAIM_EXPERIMENTS = ("fig1", "fig6", "fig7", "table6")
+
+
 def load_summaries(results: Path, profile: str) -> pd.DataFrame:
-    """Every finished run in ``results/*/<profile>/summary.csv``, each run once, by its newest
-    record (a run listed as running in an older summary and as done in a newer one is done)."""
-    frames = [pd.read_csv(path) for path in sorted(Path(results).glob(f"*/{profile}/summary.csv"))]
+    """Every finished run in ``results/<experiment>/<profile>/summary.csv`` of the
+    ``CLAIM_EXPERIMENTS``, each run once, by its newest record (a run listed as running in an
+    older summary and as done in a newer one is done)."""
+    paths = [Path(results) / experiment / profile / "summary.csv"
+             for experiment in CLAIM_EXPERIMENTS]
+    frames = [pd.read_csv(path) for path in paths if path.exists()]
     if not frames:
         return pd.DataFrame(columns=["run", "net", "group", "status", "train_error",
                                      "test_error", "updated"])

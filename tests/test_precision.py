@@ -1,0 +1,46 @@
+"""The precision comparison's rule, on made-up final errors with known answers."""
+
+import pandas as pd
+
+from resnet_repro.analysis.precision import compare, compare_gaps, decision
+
+
+def summary(shift: dict[str, float], gap_shift: float = 0.0) -> pd.DataFrame:
+    """Three seeds (std 1) per net and precision; bf16 = fp32 + ``shift[net]``, plus
+    ``gap_shift`` on bf16's plain-56."""
+    base = {"plain-20": 38.0, "plain-56": 68.0, "resnet-20": 30.0, "resnet-56": 32.0}
+    rows = []
+    for net, level in base.items():
+        for precision in ("32-true", "bf16-mixed"):
+            extra = shift.get(net, 0.0) + (gap_shift if net == "plain-56" else 0.0) \
+                if precision == "bf16-mixed" else 0.0
+            rows += [{"net": net, "precision": precision, "seed": seed, "status": "done",
+                      "train_error": level + extra + seed - 1,
+                      "test_error": level + extra + seed - 1} for seed in range(3)]
+    return pd.DataFrame(rows)
+
+
+def test_agreeing_precisions_allow_bf16():
+    runs = summary({"resnet-56": 0.5})  # half a point: inside 2 SE (1.63)
+    nets, gaps = compare(runs), compare_gaps(runs)
+    assert len(nets) == 8 and nets["agree"].all() and gaps["agree"].all()
+    assert nets.loc[nets["net"] == "resnet-56", "difference"].tolist() == [0.5, 0.5]
+    assert "train with bf16 autocast" in decision(nets, gaps)[0]
+
+
+def test_a_net_that_moves_or_a_gap_that_moves_keeps_fp32():
+    runs = summary({"plain-56": 3.0})  # 3 points: outside 2 SE
+    nets, gaps = compare(runs), compare_gaps(runs)
+    assert not nets.loc[nets["net"] == "plain-56", "agree"].any()
+    assert not gaps["agree"].any()  # the gap moved with it: 30 against 33 (2 SE 2.31)
+    assert gaps["fp32_gap"].tolist() == [30.0, 30.0] and gaps["bf16_gap"].tolist() == [33.0, 33.0]
+    text = decision(nets, gaps)[0]
+    assert "disagree for plain-56 (training), plain-56 (test), the gap (training)" in text
+    assert text.endswith("train in fp32.")
+
+
+def test_one_seed_a_side_decides_nothing():
+    runs = summary({})
+    one_seed = runs[runs["seed"] == 0]
+    assert compare(one_seed).empty and compare_gaps(one_seed).empty
+    assert decision(compare(one_seed), compare_gaps(one_seed))[0].startswith("No decision")

@@ -10,22 +10,34 @@ the profile.
 import sys
 from pathlib import Path
 
+import torch
+from hydra.utils import instantiate
+
 from resnet_repro.analysis.status import status_table
-from resnet_repro.analysis.sweep import sweep_run_directories
+from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
 from resnet_repro.config import compose_train
+
+
+def net_label(cfg) -> tuple[str, int, str]:
+    """(the net's own name, seed, precision) of a sweep point; the net is built on the meta
+    device (no memory)."""
+    with torch.device("meta"):
+        return instantiate(cfg.model).name, cfg.seed, str(cfg.trainer.precision)
 
 
 def main(argv: list[str] | None = None) -> int:
     overrides = sys.argv[1:] if argv is None else argv
+    labels = None
     if any(o.startswith("experiment=") for o in overrides):
         directories = sweep_run_directories(overrides)
+        labels = [net_label(cfg) for cfg in sweep_configs(overrides)]
     else:
         runs = Path(compose_train(overrides).paths.runs)
         directories = sorted(p.parent for p in runs.glob("*/run.json"))
     if not directories:
         print("no runs found for", " ".join(overrides) or "the paper profile")
         return 0
-    print(status_table(directories).to_string(index=False, na_rep="-"))
+    print(status_table(directories, labels).to_string(index=False, na_rep="-"))
     return 0
 
 

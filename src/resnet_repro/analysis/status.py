@@ -31,8 +31,10 @@ def last_point(curves: pd.DataFrame, split: str) -> tuple[float, int] | tuple[No
     return float(points["error"].iloc[-1]), int(points["iteration"].iloc[-1])
 
 
-def run_status(directory: Path, device: str | None = None) -> dict:
-    """One run's row; speed and time left are measured on ``device`` (this machine's)."""
+def run_status(directory: Path, device: str | None = None,
+               label: tuple = (None, None, None)) -> dict:
+    """One run's row; speed and time left are measured on ``device`` (this machine's);
+    ``label`` (net, seed, precision) names a run not started yet."""
     folder = RunFolder(directory)
     record = folder.read_record()
     curves = curves_of(folder.read_metrics())
@@ -47,17 +49,19 @@ def run_status(directory: Path, device: str | None = None) -> dict:
     test_error, tested_at = last_point(curves, "test")
     left = (max_steps - done) / speed if max_steps and speed == speed else float("nan")
     return {
-        "net": record.get("net"), "seed": record.get("seed"),
+        "net": record.get("net", label[0]), "seed": record.get("seed", label[1]),
         "status": record.get("status", "missing"), "iterations": done, "of": max_steps,
         "train_error": train_error, "test_error": test_error, "tested_at": tested_at,
         "devices": ", ".join(dict.fromkeys(str(a.get("device")) for a in attempts)),
-        "precision": folder.precision(),
+        "precision": folder.precision() or label[2],
         "it_per_s_here": round(speed, 2) if speed == speed else None,
         "minutes_left_here": round(left / 60, 1) if left == left else None,
         "run": folder.name,
     }
 
 
-def status_table(directories: list[Path]) -> pd.DataFrame:
+def status_table(directories: list[Path], labels: list[tuple] | None = None) -> pd.DataFrame:
     device = hardware()["device"]
-    return pd.DataFrame([run_status(directory, device) for directory in directories])
+    labels = labels or [(None, None, None)] * len(directories)
+    return pd.DataFrame([run_status(directory, device, label)
+                         for directory, label in zip(directories, labels, strict=True)])

@@ -13,6 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from resnet_repro.analysis.collect import curves_of
 from resnet_repro.config import compose_train
 from resnet_repro.models import CifarResNet
 from resnet_repro.models.fused import FusedCifarResNet
@@ -66,8 +67,12 @@ def test_fused_steps_equal_the_ordinary_loops_steps_run_by_run(
     fused, configs = fused_and_ordinary(smoke_overrides, steps, precision, dtype)
     if steps == STEPS:
         assert [s.gate_opened_at for s in fused.schedules] == [3, None, None]
+    test_errors = fused.evaluate("test")
     for k, cfg in enumerate(configs):
         record = train(cfg)
+        curves = curves_of(RunFolder(record.directory).read_metrics())
+        logged = curves[(curves.split == "test") & (curves.iteration == steps)]["error"]
+        assert logged.tolist() == pytest.approx([test_errors[k]], abs=1e-4)
         weights = torch.load(record.directory / "model.pt")
         checkpoint = torch.load(RunFolder(record.directory).last_checkpoint, weights_only=False)
         assert checkpoint["global_step"] == steps

@@ -128,6 +128,20 @@ class FusedRuns:
             rate = run_slices(lrs.to(parameter.device), parameter, self.runs)
             parameter.sub_(buffer * rate)
 
+    @torch.no_grad()
+    def evaluate(self, split: str = "test", batch_size: int = 250) -> list[float]:
+        """Each run's error (%) on ``split`` of the data module, BN with its own statistics:
+        every run sees the same images, in its own channels."""
+        dataset = self.streams[0].datamodule.splits[split]
+        images, labels = dataset.tensors
+        wrong = torch.zeros(self.runs, device=labels.device)
+        self.model.eval()
+        for batch, truth in zip(images.split(batch_size), labels.split(batch_size), strict=True):
+            inputs = self.streams[0].datamodule.prepare(batch, training=False).to(self.dtype)
+            inputs = inputs.repeat(1, self.runs, 1, 1).contiguous(memory_format=torch.channels_last)
+            wrong += (self.model(inputs).argmax(dim=2) != truth[:, None]).sum(dim=0)
+        return (100.0 * wrong / len(labels)).tolist()
+
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
         return self.model.state_dicts()
 

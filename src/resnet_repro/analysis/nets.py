@@ -45,6 +45,7 @@ class TrainedRun:
         attempt = self.record["attempts"][-1]
         return (f"{self.net_name} (seed {self.record['seed']}, run {self.folder.name}, "
                 f"profile {self.record['profile']}, {self.record['iterations']} iterations, "
+                f"precision {self.folder.precision()}, "
                 f"commit {attempt['commit'][:10]}, data "
                 f"{Path(self.record['dataset']['source']).name}, trained on "
                 f"{hardware_of(attempt)})")

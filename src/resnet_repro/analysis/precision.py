@@ -1,12 +1,12 @@
 """bf16 autocast against fp32: does mixed precision change what the runs show?
 
-The paper trained in fp32; bf16 autocast (fp32 master weights) is about twice as fast on a CPU
-with bf16 instructions. The rule that decides the paper-profile runs on a CPU: bf16 is used only
-if, for every net, the mean final training and test errors of its bf16 seeds agree with its
-fp32 seeds' (the difference within two standard errors, sqrt(s1²/n1 + s2²/n2) from each
-side's own seeds), and the degradation gap (plain-56 minus plain-20) agrees likewise;
-otherwise fp32. A sanity check that would catch a real failure (a plain net that diverges, a
-gap that moves), not a proof of equality.
+The paper trained in fp32; bf16 autocast (fp32 master weights) trains 1.5-1.7x as fast on this
+project's AMD EPYC CPUs (make bench) and about 2.2x on an Intel Xeon with AMX. The rule that
+decides the paper-profile runs on a CPU: bf16 is used only if, for every net, the mean final
+training and test errors of its bf16 seeds agree with its fp32 seeds' (the difference within
+two standard errors, sqrt(s1²/n1 + s2²/n2) from each side's own seeds), and the degradation
+gap (plain-56 minus plain-20) agrees likewise; otherwise fp32. A sanity check that would catch
+a real failure (a plain net that diverges, a gap that moves), not a proof of equality.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
     if trainer.global_step < trainer.max_steps:
         _finish(record, module, "interrupted", trainer.global_step)
         raise RunFailed(f"{net.name} stopped at iteration {trainer.global_step}; rerun to resume")
-    if not evaluated_at(record.folder, trainer.max_steps, cfg):
+    if record.writable and not evaluated_at(record.folder, trainer.max_steps, cfg):  # rank 0
         error = f"no evaluation logged at max_steps ({trainer.max_steps})"
         _finish(record, module, "failed", trainer.global_step, error)
         raise RunFailed(f"{net.name}: {error}")

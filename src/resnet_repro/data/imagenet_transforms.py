@@ -7,8 +7,8 @@ Per image, in the loader's worker processes (sizes differ until cropped), on uin
                (the 10-crop test of Tables 2 and 3)
     scales     the whole image at several sizes of its shorter side (224, 256, 384, 480, 640):
                the fully convolutional multi-scale test of the paper's best results
-Per batch, on the training device: a random horizontal flip, AlexNet's PCA colour
-augmentation, and the per-pixel mean subtracted (``normalize``).
+Per batch, on the training device: a random horizontal flip and AlexNet's PCA colour
+augmentation (here); the per-pixel mean is subtracted by ``ImageNetDataModule``.
 """
 
 from __future__ import annotations

@@ -48,7 +48,9 @@ verify:
 status:
 	$(PYTHON) experiments/status.py profile=$(PROFILE) $(if $(EXP),experiment=$(EXP)) $(if $(DATA),data.source=$(DATA))
 
-# Throughput side by side (bare step, our loop, torchvision's loop, data pipelines alone).
+# Throughput side by side (bare step, our loop, torchvision's loop, data pipelines alone), and
+# the speed settings (fp32/bf16, eager/compiled); BENCH_ARGS="--only settings --seconds 10".
+BENCH_ARGS ?=
 bench:
 	$(PYTHON) experiments/bench.py $(if $(DATA),--data $(DATA)) $(BENCH_ARGS)
 

@@ -1,5 +1,7 @@
 """make status: where runs of many hours stand, from what they wrote."""
 
+import pytest
+
 from resnet_repro.analysis.status import attempt_speeds, status_table
 from resnet_repro.config import compose_train
 from resnet_repro.runs import hardware
@@ -17,7 +19,8 @@ def test_status_reports_progress_speed_and_time_left_of_a_stopped_run(smoke_over
     assert (row["net"], row["status"], row["iterations"], row["of"]) == \
         ("resnet-8", "interrupted", 1, 20)
     assert row["devices"] == hardware()["device"] and row["precision"] == "32-true"
-    assert row["it_per_s_here"] > 0 and row["minutes_left_here"] > 0
+    assert row["it_per_s_here"] > 0  # 19 iterations left at that speed (both rounded)
+    assert row["minutes_left_here"] == pytest.approx(19 / row["it_per_s_here"] / 60, abs=0.06)
 
 
 def test_attempt_speeds_count_each_attempt_from_where_it_began():

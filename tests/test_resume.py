@@ -45,34 +45,35 @@ def final_state(record):
             checkpoint["lr_schedulers"][0], curves_of(folder.read_metrics()))
 
 
+def crash_then_resume(cfg, monkeypatch, hook: str, at: int):
+    """Train ``cfg`` with ``ImageClassifier.<hook>`` raising once the run has done ``at``
+    iterations, then rerun it to the end; the finished run's record."""
+    original = getattr(ImageClassifier, hook)
+
+    def crash(self, *args, **kwargs):
+        if self.global_step == at:
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImageClassifier, hook, crash)
+    with pytest.raises(RunFailed, match="simulated crash"):
+        train(cfg)
+    monkeypatch.setattr(ImageClassifier, hook, original)
+    record = train(cfg)
+    assert record.status == "done" and len(record.data["attempts"]) == 2
+    return record
+
+
 @pytest.mark.parametrize("stop_at", [3, 8, 14])
 def test_a_run_stopped_anywhere_and_rerun_equals_the_uninterrupted_run(
     smoke_overrides, tmp_path, monkeypatch, stop_at
 ):
+    """Crashes in the middle of an epoch (8 iterations each), during the warm-up and after."""
     whole = final_state(train(config(smoke_overrides, tmp_path / "whole")))
-
-    original = ImageClassifier.training_step
-
-    def stop(self, batch, batch_idx):
-        if self.global_step == stop_at:  # in the middle of an epoch (8 iterations each)
-            raise RuntimeError("simulated crash")
-        return original(self, batch, batch_idx)
-
-    cfg = config(smoke_overrides, tmp_path / "resumed")
-    monkeypatch.setattr(ImageClassifier, "training_step", stop)
-    with pytest.raises(RunFailed, match="simulated crash"):
-        train(cfg)
-    monkeypatch.setattr(ImageClassifier, "training_step", original)
-    record = train(cfg)
-    assert record.status == "done" and len(record.data["attempts"]) == 2
-    weights, optimizer, schedule, curves = final_state(record)
-
-    assert weights.keys() == whole[0].keys()
-    assert all(torch.equal(weights[name], whole[0][name]) for name in weights)
-    assert all(torch.equal(optimizer[i]["momentum_buffer"], whole[1][i]["momentum_buffer"])
-               for i in optimizer)
-    assert schedule == whole[2] and schedule["lr_lambdas"][0]["gate_opened_at"] == 6
-    pd.testing.assert_frame_equal(curves.reset_index(drop=True), whole[3].reset_index(drop=True))
+    record = crash_then_resume(config(smoke_overrides, tmp_path / "resumed"), monkeypatch,
+                               "training_step", stop_at)
+    assert_same_run(record, whole)
+    assert final_state(record)[2]["lr_lambdas"][0]["gate_opened_at"] == 6
     assert record.data["warmup_gate"] == {"applies": True, "factor": 0.1, "below_error": 100.0,
                                           "opened_at": 6}
 
@@ -125,20 +126,9 @@ def test_a_crash_during_an_evaluation_loses_no_test_point(smoke_overrides, tmp_p
     """The checkpoint of iteration 6 (or 18, the last) is written before its evaluation;
     Lightning skips that evaluation on restore, so the resume runs it first."""
     whole = final_state(train(config(smoke_overrides, tmp_path / "whole")))
-    original = ImageClassifier.validation_step
-
-    def crash(self, batch, batch_idx, dataloader_idx=0):
-        if self.global_step == crash_at:
-            raise RuntimeError("simulated crash in the evaluation")
-        return original(self, batch, batch_idx, dataloader_idx)
-
-    cfg = config(smoke_overrides, tmp_path / "resumed")
-    monkeypatch.setattr(ImageClassifier, "validation_step", crash)
-    with pytest.raises(RunFailed, match="simulated crash"):
-        train(cfg)
-    monkeypatch.setattr(ImageClassifier, "validation_step", original)
-    record = train(cfg)
-    assert record.status == "done" and record.data["attempts"][1]["iterations_from"] == crash_at
+    record = crash_then_resume(config(smoke_overrides, tmp_path / "resumed"), monkeypatch,
+                               "validation_step", crash_at)
+    assert record.data["attempts"][1]["iterations_from"] == crash_at
     assert_same_run(record, whole)
 
 

@@ -33,7 +33,8 @@ def test_settings_bench_sets_each_loop_beside_its_bare_step_and_the_default_loop
     table = run_settings_bench(str(tiny_archive), seconds=0.3, nets=("resnet-20",),
                                settings=("fp32", "bf16"))
     assert list(table["setting"]) == ["fp32", "bf16"]
-    assert (table[["bare_step", "our_loop", "evaluation_s"]] > 0).all().all()
+    assert (table[["bare_step", "our_loop"]] > 0).all().all()
+    assert (table["evaluation_s"] >= 0).all()  # the tiny test split can take under 0.05 s
     ratios = table["our_loop"] / table["bare_step"]
     assert ((table["loop_vs_bare"] - ratios).abs() < 0.01).all()
     assert table["loop_vs_default_loop"].iloc[0] == 1.0

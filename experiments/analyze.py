@@ -1,9 +1,9 @@
-"""Collect a sweep's runs and write results/<experiment>/<profile>/.
+"""Collect a sweep's runs and write results/<experiment>/<profile>/ with the experiment's recipe.
 
     python experiments/analyze.py experiment=fig1 profile=cpu data.source=path/to/cifar10.tar.gz
 
 Takes the same overrides as ``train.py -m``, finds each point's run directory by its config
-hash, and writes curves.csv, summary.csv, <experiment>.png/.pdf and README.md.
+hash, and hands the runs to the experiment's recipe (``resnet_repro.analysis.recipes``).
 """
 
 import argparse
@@ -12,19 +12,12 @@ import sys
 from pathlib import Path
 
 from hydra.utils import get_class
-from omegaconf import OmegaConf
 
-from resnet_repro.analysis import gradients, identity, landscape, lesion, precision
-from resnet_repro.analysis.collect import summarize
-from resnet_repro.analysis.nets import Context, dataset
-from resnet_repro.analysis.report import write_results
-from resnet_repro.analysis.responses import responses
+from resnet_repro.analysis.context import Context
+from resnet_repro.analysis.recipes import recipe
 from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_directories
 from resnet_repro.config import budget_description, protocol_description
-
-#: Analyses of trained nets: each writes its own figures, tables and README.
-NET_ANALYSES = {"gradients": gradients.run, "identity": identity.run, "lesion": lesion.run,
-                "landscape": landscape.run, "precision": precision.run}
+from resnet_repro.runs import read_runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,33 +26,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", help="the command to print as the way to redo the results")
     args = parser.parse_args(argv)
     config = sweep_configs(args.overrides)[0]
-    experiment = config.experiment_name or "runs"
-    directories = sweep_run_directories(args.overrides)
-    curves, summary = summarize(directories)
-    if curves.empty:
-        sys.exit(f"no finished runs for {args.overrides}; train them first: "
+    runs = read_runs(sweep_run_directories(args.overrides))
+    if all(run.status == "missing" for run in runs):
+        sys.exit(f"no runs for {args.overrides}; train them first: "
                  f"python experiments/train.py -m {shlex.join(args.overrides)}")
-    out_dir = Path(config.paths.results) / experiment / config.profile_name
-    command = args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}"
-    analysis = OmegaConf.to_container(config.analysis, resolve=True)
-    analysis["dataset"] = get_class(config.data._target_).title
     choices = sweep_choices(args.overrides)
-    analysis["protocol"] = protocol_description(choices["protocol"])
-    if analysis["figure"] in NET_ANALYSES:
-        budget = budget_description(choices["analysis_budget"], config.analysis.budget) \
-            if choices.get("analysis_budget") else []
-        context = Context(config, directories, out_dir, command, analysis["protocol"] + budget)
-        written = NET_ANALYSES[analysis["figure"]](context)
-        print("wrote", ", ".join(str(path) for path in written.values()))
-        return 0
-    layer_responses = None
-    if analysis["figure"] == "layer_responses":
-        layer_responses = responses(directories, dataset(config, "test")[0])
-    written = write_results(experiment, config.profile_name, analysis, curves, summary, out_dir,
-                            command, layer_responses)
-    errors = [c for c in ("test_error", "val_error", "top1_10crop") if summary[c].notna().any()]
-    print(summary[["net", "seed", "status", "train_error", *errors, "wall_seconds"]]
-          .to_string(index=False))
+    context = Context(
+        config=config, runs=runs,
+        out_dir=Path(config.paths.results) / (config.experiment_name or "runs")
+        / config.profile_name,
+        command=args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}",
+        protocol=protocol_description(choices["protocol"]),
+        budget_note=budget_description(choices["analysis_budget"], config.analysis.budget)
+        if choices.get("analysis_budget") else [],
+        dataset_title=get_class(config.data._target_).title)
+    written = recipe(config.experiment_name).run(context)
+    if "summary" in written:
+        _, summary = context.tables
+        errors = [c for c in ("test_error", "val_error", "top1_10crop") if summary[c].notna().any()]
+        print(summary[["net", "seed", "status", "train_error", *errors, "wall_seconds"]]
+              .to_string(index=False))
     print("wrote", ", ".join(str(path) for path in written.values()))
     return 0
 

@@ -9,8 +9,8 @@ import pytest
 
 from resnet_repro.analysis.claims import load_summaries
 from resnet_repro.analysis.collect import series_labels
-from resnet_repro.analysis.plots import plot_family_panels
-from resnet_repro.analysis.tables import table6, table6_markdown
+from resnet_repro.analysis.fig6 import plot_family_panels
+from resnet_repro.analysis.table6 import table6, table6_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_table6_aggregates_seeds_and_sits_beside_the_paper():
         ("resnet-110", 110, "A", 0, 1.0, 6.0), ("resnet-110", 110, "A", 1, 1.0, 7.0),
         ("resnet-110", 110, "A", 2, 1.0, 8.0), ("resnet-20", 20, "A", 0, 2.0, 9.0),
         ("resnet-56", 56, "A", 0, 2.0, 7.0), ("resnet-56", 56, "A", 1, 2.0, 7.5),
-        ("plain-20", 20, "none", 0, 3.0, 10.0),
+        ("plain-20", 20, "plain", 0, 3.0, 10.0),
     ]))
     rows = table.set_index("net")
     assert rows.loc["resnet-110", "runs"] == 3
@@ -84,7 +84,7 @@ DEEPEST = "ResNet-1202 has higher test error than ResNet-110"
 
 def test_verify_with_one_seed_and_no_measured_spread_passes_nothing(tmp_path):
     write_results(tmp_path, "fig6", [
-        ("plain-20", 20, "none", 0, 40.0, 38.0), ("plain-56", 56, "none", 0, 66.0, 64.0),
+        ("plain-20", 20, "plain", 0, 40.0, 38.0), ("plain-56", 56, "plain", 0, 66.0, 64.0),
         ("resnet-20", 20, "A", 0, 35.0, 33.0)])
     verdicts, output = verify_output(tmp_path)
     assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"  # a 26-point gap, but no spread measured
@@ -99,12 +99,12 @@ def test_verify_with_one_seed_and_no_measured_spread_passes_nothing(tmp_path):
 def test_verify_one_seed_nets_against_the_measured_noise_floor(tmp_path):
     # Figure 1 over three seeds: the spread (std 1 point) that one-run claims are held to
     write_results(tmp_path, "fig1", [
-        ("plain-20", 20, "none", seed, 40.0 + seed, 38.0 + seed) for seed in range(3)] + [
-        ("plain-56", 56, "none", seed, 60.0 + seed, 58.0 + seed) for seed in range(3)])
+        ("plain-20", 20, "plain", seed, 40.0 + seed, 38.0 + seed) for seed in range(3)] + [
+        ("plain-56", 56, "plain", seed, 60.0 + seed, 58.0 + seed) for seed in range(3)])
     write_results(tmp_path, "fig6", [
-        ("plain-20", 20, "none", 0, 40.0, 38.0),  # the same run as fig1's, counted once
-        ("plain-32", 32, "none", 0, 45.0, 43.0), ("plain-44", 44, "none", 0, 50.0, 48.0),
-        ("plain-56", 56, "none", 0, 60.0, 58.0),
+        ("plain-20", 20, "plain", 0, 40.0, 38.0),  # the same run as fig1's, counted once
+        ("plain-32", 32, "plain", 0, 45.0, 43.0), ("plain-44", 44, "plain", 0, 50.0, 48.0),
+        ("plain-56", 56, "plain", 0, 60.0, 58.0),
         ("resnet-20", 20, "A", 0, 35.0, 33.0),  # 6 below plain-20's mean: 2 SE = 2.31
         ("resnet-56", 56, "A", 0, 60.0, 58.5),  # inside the noise of plain-56's 61 / 59
     ])
@@ -125,7 +125,7 @@ def test_verify_lends_no_floor_across_families_or_error_levels(tmp_path):
     spread (0.2 points at 7 %) used to pass plain-20 1.30 < plain-56 5.60."""
     rows = [(f"resnet-{depth}", depth, "A", seed, 0.5, error)
             for depth, errors in PAPER_LIKE.items() for seed, error in enumerate(errors)]
-    rows += [("plain-20", 20, "none", 0, 1.30, 9.6), ("plain-56", 56, "none", 0, 5.60, 13.3)]
+    rows += [("plain-20", 20, "plain", 0, 1.30, 9.6), ("plain-56", 56, "plain", 0, 5.60, 13.3)]
     write_results(tmp_path, "fig6", rows, profile="paper")
     verdicts, output = verify_output(tmp_path)
     assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"
@@ -151,9 +151,9 @@ def test_verify_does_not_pass_a_gap_between_sides_without_spread(tmp_path):
 
 def test_verify_reads_the_papers_figures_only(tmp_path):
     """The precision comparison trains plain-20 in bf16 too: another protocol, not a seed."""
-    write_results(tmp_path, "fig1", [("plain-20", 20, "none", 0, 40.0, 38.0),
-                                     ("plain-56", 56, "none", 0, 66.0, 64.0)])
-    write_results(tmp_path, "precision", [("plain-20", 20, "none", 0, 41.0, 39.0)], group="bf")
+    write_results(tmp_path, "fig1", [("plain-20", 20, "plain", 0, 40.0, 38.0),
+                                     ("plain-56", 56, "plain", 0, 66.0, 64.0)])
+    write_results(tmp_path, "precision", [("plain-20", 20, "plain", 0, 41.0, 39.0)], group="bf")
     verdicts, _ = verify_output(tmp_path)
     assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"  # not MIXED: the bf16 run is not read
 
@@ -162,8 +162,8 @@ def test_verify_uses_welch_t_for_few_seeds(tmp_path):
     """3 against 3 seeds, std 1 each: SE 0.82; a gap of 2.0 exceeds 2 SE (1.63) but not
     t(0.975, 4 dof) = 2.78 SE (2.27)."""
     write_results(tmp_path, "fig1", [
-        ("plain-20", 20, "none", seed, 40.0 + seed, 38.0) for seed in range(3)] + [
-        ("plain-56", 56, "none", seed, 42.0 + seed, 58.0) for seed in range(3)])
+        ("plain-20", 20, "plain", seed, 40.0 + seed, 38.0) for seed in range(3)] + [
+        ("plain-56", 56, "plain", seed, 42.0 + seed, 58.0) for seed in range(3)])
     verdicts, output = verify_output(tmp_path)
     assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"
     assert "gap 2.00, threshold 2.27 = t 2.78 x SE 0.82" in output
@@ -198,11 +198,11 @@ def test_verify_fails_a_significant_reversal_and_does_not_pass_a_tie(tmp_path):
 
 
 def test_verify_never_pools_two_protocols_and_keeps_the_newest_record(tmp_path):
-    write_results(tmp_path, "fig6", [("plain-20", 20, "none", 0, 40.0, 38.0)], group="a")
-    write_results(tmp_path, "table6", [("plain-20", 20, "none", 1, 30.0, 28.0)], group="b")
+    write_results(tmp_path, "fig6", [("plain-20", 20, "plain", 0, 40.0, 38.0)], group="a")
+    write_results(tmp_path, "table6", [("plain-20", 20, "plain", 1, 30.0, 28.0)], group="b")
     verdicts, output = verify_output(tmp_path)
     assert verdicts["ResNet-20 has lower training and test error than plain-20"] == "NOT"
-    stale = runs([("plain-56", 56, "none", 0, 60.0, 58.0)]).assign(
+    stale = runs([("plain-56", 56, "plain", 0, 60.0, 58.0)]).assign(
         status="running", updated="2026-01-01T00:00:00")
     done = stale.assign(status="done", updated="2026-01-02T00:00:00")
     folder = tmp_path / "fig7" / "cpu"
@@ -210,21 +210,21 @@ def test_verify_never_pools_two_protocols_and_keeps_the_newest_record(tmp_path):
     pd.concat([done, stale]).to_csv(folder / "summary.csv", index=False)
     summaries = load_summaries(tmp_path, "cpu")
     assert summaries.loc[summaries["net"] == "plain-56", "status"].tolist() == ["done"]
-    write_results(tmp_path, "fig1", [("plain-56", 56, "none", 0, 60.0, 58.0)], group="a")
+    write_results(tmp_path, "fig1", [("plain-56", 56, "plain", 0, 60.0, 58.0)], group="a")
     verdicts, _ = verify_output(tmp_path)
     assert verdicts[PLAIN_PAIR] == "MIXED"  # plain-20 under protocols a and b
 
 
 def test_figure6_panels_hold_the_lines_asked_for():
     rows = []
-    for shortcut, family in (("none", "plain"), ("A", "resnet")):
+    for shortcut, family in (("plain", "plain"), ("A", "resnet")):
         for depth in (20, 56, 110, 1202):
             for split in ("train", "test"):
                 for iteration in (100, 200):
                     rows.append((f"{family}-{depth}", depth, shortcut, 0, iteration, split, 50.0))
     curves = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "iteration",
                                          "split", "error"])
-    curves = curves[~((curves["shortcut"] == "none") & (curves["depth"] >= 110))]
+    curves = curves[~((curves["shortcut"] == "plain") & (curves["depth"] >= 110))]
     curves = curves.assign(series=curves["net"])
     figure = plot_family_panels(curves, "fig6", y_max=20)
     labels = [[line.get_label() for line in axis.get_lines()] for axis in figure.axes]
@@ -241,7 +241,7 @@ def test_figure6_panels_hold_the_lines_asked_for():
 
 def test_figure6_right_panel_holds_the_two_deepest_resnets_of_a_smaller_grid():
     rows = [(f"{family}-{depth}", depth, shortcut, 0, 100, split, 50.0)
-            for shortcut, family in (("none", "plain"), ("A", "resnet"))
+            for shortcut, family in (("plain", "plain"), ("A", "resnet"))
             for depth in (20, 32, 44, 56) for split in ("train", "test")]
     curves = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "iteration",
                                          "split", "error"])

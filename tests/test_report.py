@@ -1,4 +1,5 @@
 import pandas as pd
+from omegaconf import OmegaConf
 
 from resnet_repro.analysis.report import readme
 
@@ -14,7 +15,7 @@ def summary(rows):
 
 def test_readme_states_degradation_and_what_shortcuts_do():
     text = readme("fig6", "cpu", summary([
-        ("plain-20", 20, "none", 0, 40.0, 38.0), ("plain-56", 56, "none", 0, 66.0, 64.0),
+        ("plain-20", 20, "plain", 0, 40.0, 38.0), ("plain-56", 56, "plain", 0, 66.0, 64.0),
         ("resnet-20", 20, "A", 0, 35.0, 33.0), ("resnet-56", 56, "A", 0, 30.0, 29.0),
     ]), "make reproduce-fig6")
     assert "plain nets, depth 20, 56: final training error 40.0, 66.0 %" in text
@@ -28,8 +29,8 @@ def test_readme_states_degradation_and_what_shortcuts_do():
 
 
 def test_readme_never_pools_two_protocols_of_one_net():
-    rows = summary([("plain-20", 20, "none", 0, 40.0, 38.0), ("plain-56", 56, "none", 0, 66.0,
-                    64.0), ("plain-56", 56, "none", 1, 10.0, 9.0)])
+    rows = summary([("plain-20", 20, "plain", 0, 40.0, 38.0), ("plain-56", 56, "plain", 0, 66.0,
+                    64.0), ("plain-56", 56, "plain", 1, 10.0, 9.0)])
     rows.loc[2, ["group", "series"]] = ["other", "plain-56 [other]"]
     rows.loc[1, "series"] = "plain-56 [p-plain]"
     text = readme("fig6", "cpu", rows, "make reproduce-fig6")
@@ -40,24 +41,27 @@ def test_readme_never_pools_two_protocols_of_one_net():
 
 def test_readme_averages_seeds_and_reports_when_shortcuts_do_not_help():
     text = readme("fig6", "cpu", summary([
-        ("plain-20", 20, "none", 0, 30.0, 30.0), ("plain-20", 20, "none", 1, 34.0, 32.0),
+        ("plain-20", 20, "plain", 0, 30.0, 30.0), ("plain-20", 20, "plain", 1, 34.0, 32.0),
         ("resnet-20", 20, "A", 0, 33.0, 20.0), ("resnet-20", 20, "A", 1, 33.0, 20.0),
     ]), "make reproduce-fig6")
     assert "against plain 32.0 % and 31.0 %: the shortcuts do not lower both." in text
 
 
 def test_responses_are_compared_with_the_plain_twin(tmp_path):
-    from resnet_repro.analysis.report import write_results
+    from resnet_repro.analysis import fig7
+    from resnet_repro.analysis.context import Context
 
     rows = [(net, 20, shortcut, 0, layer, value) for net, shortcut, value in
-            (("plain-20", "none", 1.5), ("resnet-20", "A", 0.9)) for layer in (1, 2, 3)]
+            (("plain-20", "plain", 1.5), ("resnet-20", "A", 0.9)) for layer in (1, 2, 3)]
     responses = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "layer", "std"])
     responses["series"] = responses["net"]
     curves = pd.DataFrame(columns=["net", "depth", "shortcut", "seed", "iteration", "split",
                                    "error"])
-    base = summary([("plain-20", 20, "none", 0, 40.0, 38.0), ("resnet-20", 20, "A", 0, 35.0, 33)])
-    written = write_results("fig7", "cpu", {"figure": "layer_responses"}, curves, base,
-                            tmp_path, "make reproduce-fig7", responses)
+    base = summary([("plain-20", 20, "plain", 0, 40.0, 38.0), ("resnet-20", 20, "A", 0, 35.0, 33)])
+    config = OmegaConf.create({"experiment_name": "fig7", "profile_name": "cpu"})
+    context = Context(config, [], tmp_path, "make reproduce-fig7", [])
+    context.tables = (curves, base)  # the runs' tables, given instead of read
+    written = fig7.write(context, responses)
     text = written["readme"].read_text()
     assert "Mean response std over layers: resnet-20 0.900, plain-20 1.500." in text
     assert "depth 20: the ResNet's responses are smaller than the plain net's (0.900 against " \
@@ -70,7 +74,7 @@ def test_readme_quotes_how_the_profile_differs_from_the_paper():
 
     protocol = protocol_description("cifar10/cpu")
     assert protocol[0].startswith("The paper's schedule compressed 64000 -> 1200 iterations")
-    text = readme("fig6", "cpu", summary([("plain-20", 20, "none", 0, 40.0, 38.0)]),
+    text = readme("fig6", "cpu", summary([("plain-20", 20, "plain", 0, 40.0, 38.0)]),
                   "make reproduce-fig6", protocol=protocol)
     assert "- Profile `cpu`, as its config (conf/protocol/) describes it:" in text
     assert "  > The paper's schedule compressed 64000 -> 1200 iterations" in text

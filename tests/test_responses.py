@@ -3,14 +3,14 @@ import json
 import pandas as pd
 import torch
 
-from resnet_repro.analysis.plots import plot_layer_responses
-from resnet_repro.analysis.responses import (
+from resnet_repro.analysis.fig7 import (
     layer_response_std,
+    plot_layer_responses,
     response_layers,
     responses,
 )
 from resnet_repro.models import CifarResNet
-from resnet_repro.runs import RunFolder
+from resnet_repro.runs import RunFolder, read_runs
 
 
 def test_one_response_per_3x3_layer_in_order():
@@ -45,14 +45,14 @@ def test_responses_come_from_the_runs_final_weights(tmp_path):
     (run / "run.json").write_text(json.dumps(
         {"status": "done", "net": "plain-8", "seed": 0, "model": {"depth": 8, "shortcut": None}}))
     assert torch.equal(RunFolder(run).load_net().bn1.weight, torch.full((16,), 3.0))
-    table = responses([run, tmp_path / "never-run"], torch.randn(20, 3, 32, 32))
+    table = responses(read_runs([run, tmp_path / "never-run"]), torch.randn(20, 3, 32, 32))
     assert list(table["layer"]) == list(range(1, 8)) and (table["net"] == "plain-8").all()
     assert table.loc[0, "std"] > 2.5  # BN scale 3 on normalized output
 
 
 def test_figure7_has_a_line_per_net_in_both_panels():
     rows = [(net, depth, shortcut, 0, layer, 1.0 / layer)
-            for net, depth, shortcut in (("plain-20", 20, "none"), ("resnet-20", 20, "A"))
+            for net, depth, shortcut in (("plain-20", 20, "plain"), ("resnet-20", 20, "A"))
             for layer in range(1, 20)]
     table = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "layer", "std"])
     figure = plot_layer_responses(table.assign(series=table["net"]), "fig7")

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from resnet_repro.analysis.collect import summarize
-from resnet_repro.analysis.plots import plot_error_curves
+from resnet_repro.analysis.fig1 import plot_error_curves
 from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
+from resnet_repro.runs import read_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +93,7 @@ def test_analysis_writes_tables_and_a_figure_with_two_lines_per_panel(fig1_sweep
     assert (out / "fig1.png").stat().st_size > 10_000 and (out / "fig1.pdf").exists()
     assert "plain-56" in (out / "README.md").read_text()
 
-    curves, _ = summarize(sweep_run_directories(overrides))
+    curves, _ = summarize(read_runs(sweep_run_directories(overrides)))
     figure = plot_error_curves(curves, "fig1")
     for axis in figure.axes:
         assert [line.get_label() for line in axis.get_lines()] == ["plain-20", "plain-56"]

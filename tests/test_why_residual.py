@@ -46,7 +46,7 @@ def test_lesion_errors_agree_with_evaluating_the_lesioned_copies():
     net = trained_like("A", depth=20)
     images, labels = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
     cases = lesions(net, draws=2, generator=torch.Generator().manual_seed(0))
-    assert [c["kind"] for c in cases[:10]] == ["none"] + ["single"] * 9
+    assert [c["kind"] for c in cases[:10]] == ["intact"] + ["single"] * 9
     assert {c["k"] for c in cases if c["kind"] == "random"} == {1, 2, 3, 5, 7}
     keeping = {c["deleted"] for c in cases if c.get("pool") == "shape-keeping blocks"}
     assert all(3 not in d and 6 not in d for d in keeping)  # downsampling blocks left out

@@ -15,7 +15,7 @@ from torch import nn
 from resnet_repro.analysis.collect import curves_of, final_error
 from resnet_repro.config import CONF_DIR, compose_train
 from resnet_repro.data.sources import OFFICIAL_CONTENT
-from resnet_repro.runs import RunFolder, run_directory
+from resnet_repro.runs import Run, run_directory
 
 RUNS = CONF_DIR.parent / "results" / "runs"
 
@@ -26,23 +26,21 @@ def pretrained(net: str, profile: str = "paper", seed: int = 0,
     with ``.record``: its errors at the end, protocol, commit, hardware and run folder."""
     cfg = compose_train([f"profile={profile}", *_model_overrides(net), f"seed={seed}",
                          f"paths.runs={RUNS / profile}", *overrides])
-    folder = RunFolder(run_directory(cfg, OFFICIAL_CONTENT))
-    record = folder.read_record()
-    if record.get("status") != "done":
+    run = Run.read(run_directory(cfg, OFFICIAL_CONTENT))
+    if not run.done:
         finished = ", ".join(available(profile)) or "none"
         raise LookupError(f"no finished {net} (seed {seed}) at profile {profile!r}"
                           + (f" with {list(overrides)}" if overrides else "")
                           + f"; finished at that profile: {finished}")
-    model = folder.load_net()
-    curves = curves_of(folder.read_metrics())
-    attempt = record["attempts"][-1]
+    model = run.load_net()
+    curves = curves_of(run.metrics())
     model.record = {
-        "net": record["net"], "seed": record["seed"], "profile": profile,
-        "train_error": final_error(curves, "train", record["max_steps"]),
-        "test_error": final_error(curves, "test", record["max_steps"]),
-        "iterations": record["iterations"], "precision": folder.precision(),
-        "protocol": record.get("group"), "commit": attempt.get("commit"),
-        "hardware": attempt.get("device"), "run": str(folder.directory),
+        "net": run.net, "seed": run.seed, "profile": profile,
+        "train_error": final_error(curves, "train", run.max_steps),
+        "test_error": final_error(curves, "test", run.max_steps),
+        "iterations": run.iterations, "precision": run.precision, "protocol": run.group,
+        "commit": run.last_attempt.get("commit"), "hardware": run.last_attempt.get("device"),
+        "run": str(run.folder.directory),
     }
     return model
 
@@ -60,7 +58,7 @@ def available(profile: str) -> list[str]:
     """The finished runs of a profile, as "net (seed s)"."""
     found = []
     for record_file in sorted((RUNS / profile).glob("*/run.json")):
-        record = RunFolder(record_file.parent).read_record()
-        if record.get("status") == "done" and "init" not in record:
-            found.append(f"{record['net']} (seed {record['seed']})")
+        run = Run.read(record_file.parent)
+        if run.done and run.init is None:
+            found.append(f"{run.net} (seed {run.seed})")
     return sorted(set(found))

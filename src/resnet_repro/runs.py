@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+#: How the analysis names the family of a net without shortcuts (``model.shortcut: null``).
+PLAIN = "plain"
 #: The config nodes that determine a run's result.
 IDENTITY_NODES = ("model", "data", "module", "trainer", "seed")
 #: Keys inside them that change where or how fast a run goes, not what it computes.
@@ -132,7 +135,8 @@ class RunFolder:
         """The run's ``trainer.precision`` (32-true: fp32), from its config."""
         if not self.config.exists():
             return None
-        return str(OmegaConf.load(self.config).trainer.get("precision", "32-true"))
+        return str(OmegaConf.select(OmegaConf.load(self.config), "trainer.precision",
+                                    default="32-true"))
 
     def read_record(self) -> dict:
         return json.loads(self.record.read_text()) if self.record.exists() else {}
@@ -150,6 +154,74 @@ class RunFolder:
         net = instantiate(config.model)
         net.load_state_dict(torch.load(self.weights, map_location="cpu"))
         return net.eval()
+
+
+def family(shortcut: str | None) -> str:
+    """A net's family: ``PLAIN``, or its shortcut option ("A", "B", "C")."""
+    return PLAIN if shortcut is None else shortcut
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run folder holds, read once and typed: how the analysis sees a run. A folder
+    that no run has written yet reads as status ``missing``."""
+
+    folder: RunFolder
+    status: str
+    net: str | None
+    group: str | None
+    depth: int | None
+    family: str | None
+    seed: int | None
+    profile: str | None
+    precision: str | None
+    iterations: int | None
+    max_steps: int | None
+    params: int | None
+    data_source: str | None
+    data_fingerprint: str | None
+    wall_seconds: float | None
+    init: dict | None
+    attempts: tuple[dict, ...]
+
+    @classmethod
+    def read(cls, directory: str | os.PathLike) -> Run:
+        folder = RunFolder(directory)
+        record = folder.read_record()
+        model, data = record.get("model") or {}, record.get("dataset") or {}
+        return cls(
+            folder=folder, status=record.get("status", "missing"), net=record.get("net"),
+            group=record.get("group"), depth=model.get("depth"),
+            family=family(model.get("shortcut")) if model else None, seed=record.get("seed"),
+            profile=record.get("profile"), precision=folder.precision(),
+            iterations=record.get("iterations"), max_steps=record.get("max_steps"),
+            params=record.get("params"), data_source=data.get("source"),
+            data_fingerprint=data.get("fingerprint"), wall_seconds=record.get("wall_seconds"),
+            init=record.get("init"), attempts=tuple(record.get("attempts") or ()),
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def last_attempt(self) -> dict:
+        """The latest (re)start's record (commit, machine, ...); empty for a missing run."""
+        return self.attempts[-1] if self.attempts else {}
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def metrics(self) -> list[pd.DataFrame]:
+        return self.folder.read_metrics()
+
+    def load_net(self) -> torch.nn.Module:
+        return self.folder.load_net()
+
+
+def read_runs(directories: list[Path]) -> list[Run]:
+    return [Run.read(directory) for directory in directories]
 
 
 @functools.cache

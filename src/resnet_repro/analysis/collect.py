@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from resnet_repro.runs import RunFolder
+from resnet_repro.runs import Run
 
 SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
 #: Metrics logged once, by the final tests (ImageNet's 10-crop and multi-scale tests):
@@ -46,15 +46,9 @@ def final_tests_of(attempts: list[pd.DataFrame]) -> dict[str, float]:
     return {column: found.get(column, float("nan")) for column in FINAL_TESTS}
 
 
-def _describe(record: dict) -> dict:
-    model = record.get("model", {})
-    return {
-        "net": record.get("net"),
-        "group": record.get("group"),
-        "depth": model.get("depth"),
-        "shortcut": model.get("shortcut") or "none",
-        "seed": record.get("seed"),
-    }
+def _describe(run: Run) -> dict:
+    return {"net": run.net, "group": run.group, "depth": run.depth, "shortcut": run.family,
+            "seed": run.seed}
 
 
 def hardware_of(attempt: dict) -> str | None:
@@ -74,37 +68,35 @@ def final_error(curves: pd.DataFrame, split: str, max_steps: int | None = None) 
     return float(points["error"].iloc[-1])
 
 
-def summarize(directories: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(curves, summary) of the runs in ``directories``; a run not started yet is listed in the
-    summary with status ``missing``. Final errors are those at the run's ``max_steps``."""
+def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, summary) of ``runs``; a run not started yet is listed in the summary with
+    status ``missing``. Final errors are those at the run's ``max_steps``."""
     all_curves, rows = [], []
-    for directory in directories:
-        folder = RunFolder(directory)
-        record, metrics = folder.read_record(), folder.read_metrics()
+    for run in runs:
+        metrics = run.metrics()
         curves = curves_of(metrics)
-        attempts = record.get("attempts") or [{}]
-        dataset = record.get("dataset", {})
+        attempt = run.last_attempt
         rows.append({
-            **_describe(record),
-            "profile": record.get("profile"),
-            "precision": folder.precision(),
-            "dataset": Path(dataset.get("source", "")).name,
-            "dataset_sha256": dataset.get("fingerprint"),
-            "iterations": record.get("iterations"),
-            "params": record.get("params"),
-            **{f"{split}_error": final_error(curves, split, record.get("max_steps"))
+            **_describe(run),
+            "profile": run.profile,
+            "precision": run.precision,
+            "dataset": Path(run.data_source or "").name,
+            "dataset_sha256": run.data_fingerprint,
+            "iterations": run.iterations,
+            "params": run.params,
+            **{f"{split}_error": final_error(curves, split, run.max_steps)
                for split in SPLITS.values()},
             **final_tests_of(metrics),
-            "wall_seconds": record.get("wall_seconds"),
-            "commit": attempts[-1].get("commit"),
-            "dirty": attempts[-1].get("dirty"),
-            "hardware": hardware_of(attempts[-1]),
-            "status": record.get("status", "missing"),
-            "updated": attempts[-1].get("finished") or attempts[-1].get("started"),
-            "run": Path(directory).name,
+            "wall_seconds": run.wall_seconds,
+            "commit": attempt.get("commit"),
+            "dirty": attempt.get("dirty"),
+            "hardware": hardware_of(attempt),
+            "status": run.status,
+            "updated": attempt.get("finished") or attempt.get("started"),
+            "run": run.name,
         })
-        if record:
-            all_curves.append(curves.assign(**_describe(record)))
+        if run.status != "missing":
+            all_curves.append(curves.assign(**_describe(run)))
     curves = pd.concat(all_curves, ignore_index=True) if all_curves else pd.DataFrame()
     summary = pd.DataFrame(rows)
     summary.insert(0, "series", series_labels(summary))

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import nn
 
-from resnet_repro.analysis.nets import dataset, finished_runs, save_csv, write_readme
+from resnet_repro.analysis.nets import dataset, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
+from resnet_repro.runs import PLAIN, family
 
 #: A block's input gradient this many times smaller at the first block than at the last
 #: counts as vanishing towards the input; this many times larger, as exploding.
@@ -97,7 +98,7 @@ def findings(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-FAMILY_COLOURS = {"none": "tab:red", "A": "tab:blue"}
+FAMILY_COLOURS = {PLAIN: "tab:red", "A": "tab:blue"}
 STATE_STYLES = {"initialization": "--", "final weights": "-"}
 PANEL_ROWS = (("conv", "grad_norm", "‖∂L/∂W‖ per conv layer"),
               ("conv", "relative", "‖∂L/∂W‖ / ‖W‖"),
@@ -149,12 +150,12 @@ def run(context) -> dict:
                 net = instantiate(config.model, depth=depth, shortcut=shortcut)
                 frames.append(gradient_norms(net, batches).assign(
                     state="initialization", net=net.name, depth=depth,
-                    shortcut=shortcut or "none", seed=seed))
-    runs = finished_runs(context.directories)
+                    shortcut=family(shortcut), seed=seed))
+    runs = context.finished
     for trained in runs:
         frames.append(gradient_norms(trained.load_net(), batches).assign(
-            state="final weights", net=trained.net_name, depth=trained.depth,
-            shortcut=trained.shortcut, seed=trained.record["seed"]))
+            state="final weights", net=trained.net, depth=trained.depth,
+            shortcut=trained.family, seed=trained.seed))
     table = pd.concat(frames, ignore_index=True)
     written = {"csv": save_csv(table, context.out_dir / "gradients.csv")}
     figure = plot_gradients(table, context.title("Gradient norms by layer"))
@@ -170,6 +171,6 @@ def run(context) -> dict:
         "otherwise they stay level.",
     ]
     written["readme"] = write_readme(
-        context.out_dir, context.title("Gradient norms through the depth"), context.command,
-        runs, measured, findings(table), ["gradients.png"], context.protocol)
+        context, context.title("Gradient norms through the depth"), runs, measured,
+        findings(table), ["gradients.png"])
     return written

@@ -17,17 +17,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from resnet_repro.analysis.collect import curves_of
-from resnet_repro.analysis.nets import (
-    TrainedRun,
-    dataset,
-    evaluate,
-    finished_runs,
-    save_csv,
-    write_readme,
-)
+from resnet_repro.analysis.nets import dataset, evaluate, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
 from resnet_repro.models.surgery import deepen
-from resnet_repro.runs import run_directory
+from resnet_repro.runs import Run, run_directory
 
 FAMILIES = {"plain": None, "ResNet": "A"}
 
@@ -40,7 +33,7 @@ def variant(config: DictConfig, shortcut: str | None, depth: int, init=None) -> 
     return variant
 
 
-def runs_needed(config: DictConfig, fingerprint: str) -> dict[tuple[str, str], TrainedRun]:
+def runs_needed(config: DictConfig, fingerprint: str) -> dict[tuple[str, str], Run]:
     """(family, role) -> finished run: the shallow and deep nets of each family from scratch,
     and the constructed plain net trained further (``config`` itself)."""
     shallow, deep = config.analysis.shallow_depth, config.analysis.deep_depth
@@ -50,13 +43,13 @@ def runs_needed(config: DictConfig, fingerprint: str) -> dict[tuple[str, str], T
     wanted[("plain", "constructed, trained further")] = config
     found = {}
     for key, wanted_config in wanted.items():
-        runs = finished_runs([run_directory(wanted_config, fingerprint)])
-        if not runs:
+        run = Run.read(run_directory(wanted_config, fingerprint))
+        if not run.done:
             raise SystemExit(
                 f"the {key[0]} {key[1]} run ({wanted_config.model.depth} layers) has not "
                 f"finished: train it first (make reproduce-fig6 and make reproduce-identity at "
                 f"profile {config.profile_name})")
-        found[key] = runs[0]
+        found[key] = run
     return found
 
 
@@ -69,12 +62,12 @@ def measure(config: DictConfig, runs: dict, budget) -> tuple[pd.DataFrame, dict]
     for family in FAMILIES:
         shallow = runs[(family, "shallow")].load_net()
         nets[(family, f"trained {shallow.name}")] = shallow
-        nets[(family, f"trained {runs[(family, 'deep')].net_name}, from scratch")] = \
+        nets[(family, f"trained {runs[(family, 'deep')].net}, from scratch")] = \
             runs[(family, "deep")].load_net()
         nets[(family, f"{shallow.name} + identity layers = {config.analysis.deep_depth}")] = \
             deepen(shallow, config.analysis.deep_depth).eval()
     further = runs[("plain", "constructed, trained further")]
-    nets[("plain", f"constructed, trained {further.record['iterations']} iterations more")] = \
+    nets[("plain", f"constructed, trained {further.iterations} iterations more")] = \
         further.load_net()
     rows, differences = [], {}
     for (family, what), net in nets.items():
@@ -125,9 +118,9 @@ def training_curves(runs: dict) -> pd.DataFrame:
     for key, label in ((("plain", "constructed, trained further"), "constructed, trained on"),
                        (("plain", "deep"), "from scratch"),
                        (("plain", "shallow"), "(the net it was built from)")):
-        curves = curves_of(runs[key].folder.read_metrics())
+        curves = curves_of(runs[key].metrics())
         frames.append(curves[curves["split"] == "train"].assign(
-            label=f"{runs[key].net_name} {label}"))
+            label=f"{runs[key].net} {label}"))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -142,9 +135,8 @@ def run(context) -> dict:
     figure = plot_identity(table, curves, context.title("The identity construction"))
     written["png"], written["pdf"] = save_figure(figure, context.out_dir / "identity")
     written["readme"] = write_readme(
-        context.out_dir, context.title("The identity construction"), context.command,
-        list(runs.values()), measured_lines(budget), findings(table, differences, curves),
-        ["identity.png"], context.protocol)
+        context, context.title("The identity construction"), list(runs.values()),
+        measured_lines(budget), findings(table, differences, curves), ["identity.png"])
     return written
 
 

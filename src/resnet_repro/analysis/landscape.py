@@ -15,8 +15,9 @@ from matplotlib.colors import LogNorm
 from torch import nn
 from tqdm.auto import tqdm
 
-from resnet_repro.analysis.nets import dataset, evaluate, finished_runs, save_csv, write_readme
+from resnet_repro.analysis.nets import dataset, evaluate, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
+from resnet_repro.runs import PLAIN
 
 
 def filter_normalized_direction(net: nn.Module, generator: torch.Generator
@@ -78,14 +79,14 @@ def measure(runs, images, labels, budget) -> tuple[pd.DataFrame, pd.DataFrame]:
                             budget.eval_batch_size)
         curves.append(pd.DataFrame({"alpha": alphas, "loss": [v[0] for v in line],
                                     "error": [v[1] for v in line]}).assign(
-            net=trained.net_name, depth=trained.depth, shortcut=trained.shortcut))
+            net=trained.net, depth=trained.depth, shortcut=trained.family))
         axis = grid(budget.landscape_points)
         points = [(a, b) for a in axis for b in axis]
         plane = loss_surface(net, [delta, eta], points, images, labels, budget.eval_batch_size)
         surfaces.append(pd.DataFrame({"alpha": [p[0] for p in points],
                                       "beta": [p[1] for p in points],
                                       "loss": [v[0] for v in plane]}).assign(
-            net=trained.net_name, depth=trained.depth, shortcut=trained.shortcut))
+            net=trained.net, depth=trained.depth, shortcut=trained.family))
     return pd.concat(curves, ignore_index=True), pd.concat(surfaces, ignore_index=True)
 
 
@@ -95,7 +96,7 @@ def plot_curves(curves: pd.DataFrame, title: str):
     figure, axes = plt.subplots(1, len(depths), figsize=(4.5 * len(depths), 3.8), squeeze=False)
     for axis, depth in zip(axes[0], depths, strict=True):
         for net, rows in curves[curves["depth"] == depth].groupby("net", sort=False):
-            colour = "tab:red" if rows["shortcut"].iloc[0] == "none" else "tab:blue"
+            colour = "tab:red" if rows["shortcut"].iloc[0] == PLAIN else "tab:blue"
             axis.plot(rows["alpha"], rows["loss"], color=colour, label=net)
         axis.set_yscale("log")
         axis.set_xlabel("α (filter-normalized direction)")
@@ -119,7 +120,7 @@ def plot_contours(surfaces: pd.DataFrame, title: str):
     """2D: contours of the training loss over (α, β), a row per depth, plain (left) and
     ResNet (right), the same levels in every panel."""
     depths = sorted(surfaces["depth"].unique())
-    families = ["none", "A"]
+    families = [PLAIN, "A"]
     figure, axes = plt.subplots(len(depths), 2, figsize=(10, 4.3 * len(depths)), squeeze=False)
     levels = contour_levels(surfaces)
     for row, depth in enumerate(depths):
@@ -167,7 +168,7 @@ def _minimum_note(surfaces: pd.DataFrame, net: str) -> str:
 
 def run(context) -> dict:
     budget = context.budget
-    runs = finished_runs(context.directories)
+    runs = context.finished
     if not runs:
         raise SystemExit("no finished runs to draw: train them first (make reproduce-fig6)")
     images, labels = dataset(context.config, "train", budget.landscape_images)
@@ -187,9 +188,8 @@ def run(context) -> dict:
         "by all panels (log-spaced over the losses found).",
     ]
     written["readme"] = write_readme(
-        context.out_dir, context.title("Loss landscape"), context.command, runs, measured,
-        findings(curves, surfaces) + READING, ["landscape_1d.png", "landscape_2d.png"],
-        context.protocol)
+        context, context.title("Loss landscape"), runs, measured,
+        findings(curves, surfaces) + READING, ["landscape_1d.png", "landscape_2d.png"])
     return written
 
 

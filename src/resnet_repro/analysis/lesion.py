@@ -14,9 +14,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from resnet_repro.analysis.nets import dataset, finished_runs, save_csv, write_readme
+from resnet_repro.analysis.nets import dataset, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
 from resnet_repro.models.surgery import block_inputs, forward_deleting, is_downsampling
+from resnet_repro.runs import PLAIN
 
 #: Numbers of deleted blocks, as in Veit et al.'s Figure 5 (up to the net's own count).
 KS = (1, 2, 3, 5, 7, 10, 13, 15, 20)
@@ -27,11 +28,11 @@ POOLS = ("shape-keeping blocks", "all blocks")
 
 
 def lesions(net, draws: int, generator: torch.Generator) -> list[dict]:
-    """The deletions to measure: none, each single block, and ``draws`` random sets of k
-    blocks per k and pool (a pool too small for k is skipped)."""
+    """The deletions to measure: none (the intact net), each single block, and ``draws``
+    random sets of k blocks per k and pool (a pool too small for k is skipped)."""
     blocks = net.blocks()
     keeping = [i for i, block in enumerate(blocks) if not is_downsampling(block)]
-    cases = [{"kind": "none", "deleted": ()}]
+    cases = [{"kind": "intact", "deleted": ()}]
     cases += [{"kind": "single", "deleted": (i,), "block": i + 1,
                "downsampling": is_downsampling(blocks[i])} for i in range(len(blocks))]
     for pool_name, pool in zip(POOLS, (keeping, list(range(len(blocks)))), strict=True):
@@ -65,11 +66,11 @@ def measure(runs, images, labels, budget) -> pd.DataFrame:
     for trained in runs:
         net = trained.load_net()
         generator = torch.Generator().manual_seed(0)
-        draws = budget.lesion_draws if trained.shortcut != "none" else 0  # plain: singles only
+        draws = budget.lesion_draws if trained.family != PLAIN else 0  # plain: singles only
         cases = lesions(net, draws, generator)
         errors = lesion_errors(net, images, labels, cases, budget.eval_batch_size)
-        frame = pd.DataFrame(cases).assign(test_error=errors, net=trained.net_name,
-                                           depth=trained.depth, shortcut=trained.shortcut)
+        frame = pd.DataFrame(cases).assign(test_error=errors, net=trained.net,
+                                           depth=trained.depth, shortcut=trained.family)
         frame["deleted"] = [" ".join(str(i + 1) for i in d) for d in frame["deleted"]]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -93,10 +94,10 @@ def plot_lesions(table: pd.DataFrame, medians: pd.DataFrame, title: str):
     for colour, net in zip(palette, nets, strict=False):
         rows = table[table["net"] == net]
         singles = rows[rows["kind"] == "single"]
-        style = "--" if rows["shortcut"].iloc[0] == "none" else "-"
+        style = "--" if rows["shortcut"].iloc[0] == PLAIN else "-"
         single.plot(singles["block"], singles["test_error"], style, color=colour, marker=".",
                     label=net)
-        single.axhline(rows[rows["kind"] == "none"]["test_error"].iloc[0], color=colour,
+        single.axhline(rows[rows["kind"] == "intact"]["test_error"].iloc[0], color=colour,
                        linestyle=":", linewidth=1)
         for pool, dash in zip(POOLS, ("-", "--"), strict=True):
             points = medians[(medians["net"] == net) & (medians["pool"] == pool)]
@@ -123,7 +124,7 @@ def plot_lesions(table: pd.DataFrame, medians: pd.DataFrame, title: str):
 def findings(table: pd.DataFrame, medians: pd.DataFrame) -> list[str]:
     lines = []
     for net, rows in table.groupby("net", sort=False):
-        intact = rows[rows["kind"] == "none"]["test_error"].iloc[0]
+        intact = rows[rows["kind"] == "intact"]["test_error"].iloc[0]
         singles = rows[rows["kind"] == "single"]
         keeping = singles[~singles["downsampling"].astype(bool)]
         down = singles[singles["downsampling"].astype(bool)]
@@ -163,7 +164,7 @@ COMPARISON = [
 
 def run(context) -> dict:
     budget = context.budget
-    runs = finished_runs(context.directories)
+    runs = context.finished
     if not runs:
         raise SystemExit("no finished runs to lesion: train them first (make reproduce-fig6)")
     images, labels = dataset(context.config, "test", budget.lesion_images)
@@ -179,7 +180,6 @@ def run(context) -> dict:
         "draws per k and pool (a fixed seed), for the ResNets; single deletions for every net.",
     ]
     written["readme"] = write_readme(
-        context.out_dir, context.title("Lesion study: deleting blocks of trained nets"),
-        context.command, runs, measured, findings(table, medians) + COMPARISON,
-        ["lesion.png"], context.protocol)
+        context, context.title("Lesion study: deleting blocks of trained nets"), runs,
+        measured, findings(table, medians) + COMPARISON, ["lesion.png"])
     return written

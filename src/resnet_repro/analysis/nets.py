@@ -5,7 +5,6 @@ and the results folder's README."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,50 +15,16 @@ from omegaconf import DictConfig
 from torch import nn
 
 from resnet_repro.analysis.collect import curves_of, final_error, hardware_of
-from resnet_repro.runs import RunFolder, hardware
+from resnet_repro.analysis.context import Context
+from resnet_repro.runs import Run, hardware
 
 
-@dataclass
-class TrainedRun:
-    """A finished run: its record and its net (final weights, evaluation mode)."""
-
-    folder: RunFolder
-    record: dict
-
-    @property
-    def net_name(self) -> str:
-        return self.record["net"]
-
-    @property
-    def depth(self) -> int:
-        return int(self.record["model"]["depth"])
-
-    @property
-    def shortcut(self) -> str:
-        return self.record["model"]["shortcut"] or "none"
-
-    def load_net(self) -> nn.Module:
-        return self.folder.load_net()
-
-    def describe(self) -> str:
-        attempt = self.record["attempts"][-1]
-        return (f"{self.net_name} (seed {self.record['seed']}, run {self.folder.name}, "
-                f"profile {self.record['profile']}, {self.record['iterations']} iterations, "
-                f"precision {self.folder.precision()}, "
-                f"commit {attempt['commit'][:10]}, data "
-                f"{Path(self.record['dataset']['source']).name}, trained on "
-                f"{hardware_of(attempt)})")
-
-
-def finished_runs(directories: list[Path]) -> list[TrainedRun]:
-    """The sweep's runs that finished, in the sweep's order; the others are left out."""
-    runs = []
-    for directory in directories:
-        folder = RunFolder(directory)
-        record = folder.read_record()
-        if record.get("status") == "done":
-            runs.append(TrainedRun(folder, record))
-    return runs
+def describe(run: Run) -> str:
+    """One line naming a finished run and where its net came from."""
+    return (f"{run.net} (seed {run.seed}, run {run.name}, profile {run.profile}, "
+            f"{run.iterations} iterations, precision {run.precision}, "
+            f"commit {run.last_attempt['commit'][:10]}, data {Path(run.data_source).name}, "
+            f"trained on {hardware_of(run.last_attempt)})")
 
 
 def dataset(config: DictConfig, split: str, count: int | None = None
@@ -94,51 +59,29 @@ def save_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_readme(out_dir: Path, title: str, command: str, runs: list[TrainedRun],
-                 measured: list[str], findings: list[str], figures: list[str],
-                 protocol: list[str]) -> Path:
+def write_readme(context: Context, title: str, runs: list[Run], measured: list[str],
+                 findings: list[str], figures: list[str]) -> Path:
     """README.md of an analysis of trained nets: how to redo it, which runs (with their own
-    test errors), what was measured, what it shows, the figures."""
-    test_errors = {run.folder.name: _final_test_error(run) for run in runs}
+    test errors), the profile and the analysis budget, what was measured, what it shows, the
+    figures."""
+    description = context.protocol + context.budget_note
     lines = [
         f"# {title}", "",
         f"Written by the analysis on {time.strftime('%Y-%m-%d')}. Redo with:", "",
-        f"    {command}", "",
+        f"    {context.command}", "",
         "## The trained nets", "",
         f"- The analysis ran on {hardware_of(hardware())}.",
-        *(f"- {run.describe()}: test error {test_errors[run.folder.name]:.2f} %"
-          for run in runs),
+        *(f"- {describe(run)}: test error {final_test_error(run):.2f} %" for run in runs),
         *(["- Their profile, as its config (conf/protocol/) describes it:", "",
-           *(f"  > {line}" if line else "  >" for line in protocol)] if protocol else []),
+           *(f"  > {line}" if line else "  >" for line in description)] if description else []),
         "", "## What was measured", "", *measured,
         "", "## What it shows", "", *findings, "",
         *(f"![{name}]({name})" for name in figures), "",
     ]
-    path = out_dir / "README.md"
+    path = context.out_dir / "README.md"
     path.write_text("\n".join(lines))
     return path
 
 
-def _final_test_error(run: TrainedRun) -> float:
-    return final_error(curves_of(run.folder.read_metrics()), "test",
-                       run.record.get("max_steps"))
-
-
-@dataclass
-class Context:
-    """What an analysis of trained nets is given: the sweep's first config (data, profile,
-    analysis settings), the sweep's run folders, where to write, and how to redo it."""
-
-    config: DictConfig
-    directories: list[Path]
-    out_dir: Path
-    command: str
-    protocol: list[str]
-
-    @property
-    def budget(self) -> DictConfig:
-        """How much each analysis evaluates at this profile (conf/protocol/<data>/)."""
-        return self.config.analysis.budget
-
-    def title(self, what: str) -> str:
-        return f"{what}, profile `{self.config.profile_name}`"
+def final_test_error(run: Run) -> float:
+    return final_error(curves_of(run.metrics()), "test", run.max_steps)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from resnet_repro.analysis.claims import Side
-from resnet_repro.analysis.collect import summarize
-from resnet_repro.analysis.nets import Context, finished_runs, save_csv, write_readme
+from resnet_repro.analysis.context import Context
+from resnet_repro.analysis.nets import save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
 
 PRECISIONS = ("32-true", "bf16-mixed")
@@ -93,7 +93,7 @@ def plot(done: pd.DataFrame, title: str):
 
 
 def run(context: Context) -> dict[str, Path]:
-    _, summary = summarize(context.directories)
+    _, summary = context.tables
     done = summary[summary["status"] == "done"]
     nets, gaps = compare(done), compare_gaps(done)
     out = context.out_dir
@@ -104,9 +104,8 @@ def run(context: Context) -> dict[str, Path]:
     written["figure"] = save_figure(figure, out / "precision")[0]
     plt.close(figure)
     written["readme"] = write_readme(
-        out, context.title("Precision: bf16 autocast against fp32"), context.command,
-        finished_runs(context.directories), measured(nets, gaps), decision(nets, gaps),
-        ["precision.png"], context.protocol)
+        context, context.title("Precision: bf16 autocast against fp32"), context.finished,
+        measured(nets, gaps), decision(nets, gaps), ["precision.png"])
     return written
 
 

@@ -1,5 +1,6 @@
-"""Writing ``results/<experiment>/<profile>/``: curves.csv, summary.csv, the experiment's figure
-and tables, README.md."""
+"""What the recipes of sweeps share (``analysis.recipes``): writing
+``results/<experiment>/<profile>/`` (curves.csv, summary.csv, the recipe's figure and tables,
+README.md) and the README's account of the runs and what their final errors show."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
+from resnet_repro.analysis.context import Context
 from resnet_repro.analysis.paper import FIGURE6_FINAL, PAPER_ITERATIONS
-from resnet_repro.analysis.plots import FIGURES, plot_layer_responses, save_figure
-from resnet_repro.analysis.tables import TABLES
+from resnet_repro.analysis.plots import save_figure
+from resnet_repro.analysis.tables import Table
+from resnet_repro.runs import PLAIN
 
 JPEG_NOTE = (
     "The data is the lossy JPEG re-encoding of CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz, "
@@ -24,43 +28,42 @@ PNG_NOTE = (
 )
 
 
-def write_results(
-    experiment: str, profile: str, analysis: dict, curves: pd.DataFrame,
-    summary: pd.DataFrame, out_dir: Path, command: str, responses: pd.DataFrame | None = None,
-) -> dict[str, Path]:
-    """Write the curves, the summary, what ``analysis`` asks for (a figure as PNG and PDF,
-    Table 6, Figure 7's layer responses) and a README; returns what was written."""
+def write_results(context: Context, figure: Figure | None = None, tables: list[Table] = (),
+                  sections: list[str] = (), frames: dict[str, pd.DataFrame] | None = None,
+                  ) -> dict[str, Path]:
+    """What a sweep's recipe writes: curves.csv, summary.csv, each of ``tables`` (<name>.csv and
+    <name>.md), any further ``frames`` (<name>.csv), ``figure`` as <experiment>.png and .pdf,
+    and a README with the tables, the recipe's own ``sections`` and the figure."""
+    out_dir, experiment = context.out_dir, context.experiment
+    curves, summary = context.tables
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = {"curves": out_dir / "curves.csv", "summary": out_dir / "summary.csv"}
-    curves.to_csv(written["curves"], index=False)
-    summary.to_csv(written["summary"], index=False)
+    frames = {"curves": curves, "summary": summary, **(frames or {})}
+    written = {}
+    for name, frame in frames.items():
+        written[name] = out_dir / f"{name}.csv"
+        frame.to_csv(written[name], index=False)
     extra = []
-    for name in analysis.get("tables") or []:
-        spec = TABLES[name]
-        table = spec.build(summary)
-        markdown = spec.markdown(table)
-        written[f"{name}_csv"], written[f"{name}_md"] = out_dir / f"{name}.csv", \
-            out_dir / f"{name}.md"
-        table.to_csv(written[f"{name}_csv"], index=False)
-        written[f"{name}_md"].write_text(markdown)
-        extra += [f"## {spec.title}", "", markdown]
-    title = f"{experiment}: {analysis.get('dataset', 'CIFAR-10')}, profile {profile}"
-    if responses is not None:
-        written["responses"] = out_dir / "responses.csv"
-        responses.to_csv(written["responses"], index=False)
-    if analysis.get("figure") == "layer_responses":
-        figure = plot_layer_responses(responses, f"{title}: std of layer responses (test set)")
-        written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
-        extra += ["## Layer responses (Figure 7)", "", *_response_findings(responses), "",
-                  f"![{experiment}]({experiment}.png)"]
-    elif analysis.get("figure"):
-        figure = FIGURES[analysis["figure"]](curves, title, analysis.get("y_max"))
+    for table in tables:
+        built = table.build(summary)
+        markdown = table.markdown(built)
+        written[f"{table.name}_csv"] = out_dir / f"{table.name}.csv"
+        written[f"{table.name}_md"] = out_dir / f"{table.name}.md"
+        built.to_csv(written[f"{table.name}_csv"], index=False)
+        written[f"{table.name}_md"].write_text(markdown)
+        extra += [f"## {table.title}", "", markdown]
+    extra += list(sections)
+    if figure is not None:
         written["png"], written["pdf"] = save_figure(figure, out_dir / experiment)
         extra.append(f"![{experiment}]({experiment}.png)")
     written["readme"] = out_dir / "README.md"
-    written["readme"].write_text(readme(experiment, profile, summary, command, extra,
-                                        analysis.get("protocol", [])))
+    written["readme"].write_text(readme(experiment, context.profile, summary, context.command,
+                                        extra, context.protocol))
     return written
+
+
+def heading(context: Context) -> str:
+    """The title of a sweep's figure: experiment, data set and profile."""
+    return f"{context.experiment}: {context.dataset_title}, profile {context.profile}"
 
 
 def readme(
@@ -135,21 +138,6 @@ def _precisions(summary: pd.DataFrame) -> str:
     values = summary["precision"].fillna("32-true") if "precision" in summary else \
         pd.Series(["32-true"])
     return ", ".join(PRECISION_NAMES.get(v, v) for v in values.unique())
-
-
-def _response_findings(responses: pd.DataFrame) -> list[str]:
-    """Mean over layers of each net's response std, and each ResNet against its plain twin."""
-    means = responses.groupby(["shortcut", "depth"])["std"].mean()
-    lines = ["- Mean response std over layers: " + ", ".join(
-        f"{'plain' if s == 'none' else 'resnet'}-{d} {v:.3f}" for (s, d), v in means.items())
-        + "."]
-    for (_, depth), value in means.drop("none", level="shortcut", errors="ignore").items():
-        if ("none", depth) in means.index:
-            plain = means[("none", depth)]
-            verdict = "smaller" if value < plain else "not smaller"
-            lines.append(f"- depth {depth}: the ResNet's responses are {verdict} than the plain "
-                         f"net's ({value:.3f} against {plain:.3f}).")
-    return lines
 
 
 def _dirty_note(summary: pd.DataFrame) -> str:
@@ -235,21 +223,21 @@ def _findings(done: pd.DataFrame, eval_column: str = "test_error") -> list[str]:
         family = family.droplevel("shortcut")
         if len(family) < 2:
             continue
-        kind = "plain nets" if shortcut == "none" else f"ResNets (option {shortcut})"
+        kind = "plain nets" if shortcut == PLAIN else f"ResNets (option {shortcut})"
         train, evaluated = family["train_error"], family[eval_column]
         trend = _trend(train)
-        degradation = shortcut == "none" and trend.startswith("rises")
+        degradation = shortcut == PLAIN and trend.startswith("rises")
         lines.append(
             f"- {kind}, depth {', '.join(map(str, family.index))}: final training error "
             f"{', '.join(f'{e:.1f}' for e in train)} %, {eval_name} error "
             f"{', '.join(f'{e:.1f}' for e in evaluated)} %. Training error {trend}"
             + (": the degradation problem." if degradation else ".")
         )
-    for (shortcut, depth), residual in means.drop("none", level="shortcut",
+    for (shortcut, depth), residual in means.drop(PLAIN, level="shortcut",
                                                   errors="ignore").iterrows():
-        if ("none", depth) not in means.index:
+        if (PLAIN, depth) not in means.index:
             continue
-        plain = means.loc[("none", depth)]
+        plain = means.loc[(PLAIN, depth)]
         lower = (residual < plain).all()
         lines.append(
             f"- depth {depth}: ResNet (option {shortcut}) {residual.train_error:.1f} % training, "

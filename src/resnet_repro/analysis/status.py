@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from resnet_repro.analysis.collect import curves_of
-from resnet_repro.runs import RunFolder, hardware
+from resnet_repro.runs import Run, hardware
 
 
 def attempt_speeds(attempts: list[dict]) -> list[tuple[str, int, float]]:
@@ -35,28 +35,26 @@ def run_status(directory: Path, device: str | None = None,
                label: tuple = (None, None, None)) -> dict:
     """One run's row; speed and time left are measured on ``device`` (this machine's);
     ``label`` (net, seed, precision) names a run not started yet."""
-    folder = RunFolder(directory)
-    record = folder.read_record()
-    curves = curves_of(folder.read_metrics())
-    attempts = record.get("attempts", [])
+    run = Run.read(directory)
+    curves = curves_of(run.metrics())
     logged = int(curves["iteration"].max()) if len(curves) else 0
-    done = max(record.get("iterations") or 0, logged)
-    max_steps = record.get("max_steps")
+    done = max(run.iterations or 0, logged)
+    max_steps = run.max_steps
     device = device or hardware()["device"]
-    here = [(n, s) for d, n, s in attempt_speeds(attempts) if d == device and s > 0]
+    here = [(n, s) for d, n, s in attempt_speeds(list(run.attempts)) if d == device and s > 0]
     speed = sum(n for n, _ in here) / sum(s for _, s in here) if here else float("nan")
     train_error, _ = last_point(curves, "train")
     test_error, tested_at = last_point(curves, "test")
     left = (max_steps - done) / speed if max_steps and speed == speed else float("nan")
     return {
-        "net": record.get("net", label[0]), "seed": record.get("seed", label[1]),
-        "status": record.get("status", "missing"), "iterations": done, "of": max_steps,
+        "net": run.net or label[0], "seed": label[1] if run.seed is None else run.seed,
+        "status": run.status, "iterations": done, "of": max_steps,
         "train_error": train_error, "test_error": test_error, "tested_at": tested_at,
-        "devices": ", ".join(dict.fromkeys(str(a.get("device")) for a in attempts)),
-        "precision": folder.precision() or label[2],
+        "devices": ", ".join(dict.fromkeys(str(a.get("device")) for a in run.attempts)),
+        "precision": run.precision or label[2],
         "it_per_s_here": round(speed, 2) if speed == speed else None,
         "minutes_left_here": round(left / 60, 1) if left == left else None,
-        "run": folder.name,
+        "run": run.name,
     }
 
 

@@ -1,0 +1,56 @@
+"""What every recipe (one module per figure, table or analysis: ``analysis.recipes``) is given:
+the sweep's config and runs, where to write, and how to redo it."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from resnet_repro.analysis.collect import summarize
+from resnet_repro.runs import Run
+
+
+@dataclass
+class Context:
+    """The sweep's first config (data, profile, analysis settings), its runs (every point of
+    the grid, finished or not), the results folder, the command that redoes it, and the
+    descriptions of the profile (``protocol``) and of the analysis budget (``budget_note``,
+    empty where the experiment evaluates no trained nets) for the README."""
+
+    config: DictConfig
+    runs: list[Run]
+    out_dir: Path
+    command: str
+    protocol: list[str]
+    budget_note: list[str] = field(default_factory=list)
+    dataset_title: str = "CIFAR-10"
+
+    @property
+    def experiment(self) -> str:
+        return self.config.experiment_name or "runs"
+
+    @property
+    def profile(self) -> str:
+        return self.config.profile_name
+
+    @property
+    def budget(self) -> DictConfig:
+        """How much an analysis of trained nets evaluates (conf/analysis_budget/)."""
+        return self.config.analysis.budget
+
+    @property
+    def finished(self) -> list[Run]:
+        """The runs that finished, in the sweep's order."""
+        return [run for run in self.runs if run.done]
+
+    @functools.cached_property
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(curves, summary) of the runs: ``collect.summarize``."""
+        return summarize(self.runs)
+
+    def title(self, what: str) -> str:
+        return f"{what}, profile `{self.profile}`"

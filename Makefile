@@ -19,7 +19,7 @@ reproduce-fig4 reproduce-table3: $(TINY_IMAGENET)
 endif
 
 $(TINY_IMAGENET):
-	$(PYTHON) -m resnet_repro.data.tiny $@
+	$(PYTHON) -m tests.tiny_data $@
 
 .PHONY: install test lint bench verify status reproduce-fig3 reproduce-%
 

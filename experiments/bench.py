@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from resnet_repro.bench import (
+from resnet_repro.benchmarks.throughput import (
     NETS,
     SETTINGS,
     machine_name,

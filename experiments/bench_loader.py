@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from resnet_repro.bench import machine_name, save_measurement
-from resnet_repro.loader_bench import loader_throughput, write_synthetic_folder
+from resnet_repro.benchmarks.loader import loader_throughput, write_synthetic_folder
+from resnet_repro.benchmarks.throughput import machine_name, save_measurement
 
 
 def main(argv: list[str] | None = None) -> int:

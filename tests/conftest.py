@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_repro.data.tiny import write_image_folder
+from tests.tiny_data import write_image_folder
 
 CLASSES = [f"class{index}" for index in range(10)]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 26, 5

@@ -2,7 +2,12 @@ import json
 
 import pandas as pd
 
-from resnet_repro.bench import RATIOS, run_bench, run_settings_bench, save_measurement
+from resnet_repro.benchmarks.throughput import (
+    RATIOS,
+    run_bench,
+    run_settings_bench,
+    save_measurement,
+)
 
 
 def test_bench_measures_all_five_and_the_ratios(tiny_archive, tmp_path, monkeypatch):

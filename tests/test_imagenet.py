@@ -20,8 +20,8 @@ from resnet_repro.data.imagenet_transforms import (
     pca_lighting,
     random_flip,
 )
-from resnet_repro.data.tiny import write_image_folder, write_tiny_imagenet
 from resnet_repro.training import ImageClassifier, PlateauSchedule
+from tests.tiny_data import write_image_folder, write_tiny_imagenet
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Tiny ImageFolder data sets of real JPEG files, written by Pillow: for tests and the smoke
 profile of the ImageNet experiments (``make reproduce-fig4 PROFILE=smoke``).
 
-    python -m resnet_repro.data.tiny .cache/tiny-imagenet
+    python -m tests.tiny_data .cache/tiny-imagenet
 
 Each image's colour depends on its class, so a net can learn something in a few steps.
 """

@@ -17,7 +17,7 @@ from resnet_repro.analysis.collect import curves_of
 from resnet_repro.config import compose_train
 from resnet_repro.models import CifarResNet
 from resnet_repro.models.fused import FusedCifarResNet
-from resnet_repro.runs import RunFolder
+from resnet_repro.runs import RunFolder, run_directory
 from resnet_repro.training.fused import FusedRuns
 from resnet_repro.training.launch import train
 
@@ -85,3 +85,67 @@ def test_fused_steps_equal_the_ordinary_loops_steps_run_by_run(
         for index, name in enumerate(names):
             difference = (fused_momentum[name] - momentum[index]["momentum_buffer"]).abs().max()
             assert difference < tolerance, (k, name, float(difference))
+
+
+def test_runs_pass_between_a_fused_group_and_the_ordinary_loop_mid_run(
+    smoke_overrides, tmp_path, monkeypatch
+):
+    """An ordinary run of 10 steps (checkpoint at 6) against: a fused group's 6 steps handed to
+    the ordinary loop for the other 4, and the ordinary checkpoint at 6 handed to a fused group
+    for the other 4 (float64, as above). The fused group's checkpoint is the ordinary one but for
+    float64 rounding (about 1e-8 after 6 steps); the 4 chaotic steps after it amplify that to
+    about 2e-7 (measured), while the ordinary loop continues exactly what it is given: that leg
+    is checked at 1e-5, where any wrong state (data order, draws, momentum, rate) is 1e-3 off."""
+    monkeypatch.setattr(RunFolder, "remove_checkpoints", lambda self: None)
+    handoff = 6  # the end of a logging window (3 iterations)
+
+    def configs(runs: str) -> list:
+        return [compose_train([*smoke_overrides, *COMMON, *run, f"trainer.max_steps={STEPS}",
+                               f"trainer.val_check_interval={STEPS}", "trainer.precision=64-true",
+                               f"checkpoint_every={handoff}", f"paths.runs={tmp_path / runs}"])
+                for run in RUNS]
+
+    ordinary = configs("ordinary")
+    data = instantiate(ordinary[0].data, seed=0)
+    folders = [RunFolder(train(cfg).directory) for cfg in ordinary]
+    at_handoff = [torch.load(f.last_checkpoint, weights_only=False) for f in folders]
+    final = [torch.load(f.weights) for f in folders]
+    assert [c["global_step"] for c in at_handoff] == [handoff] * len(RUNS)
+
+    fused = FusedRuns(configs("fused-first"), data, torch.float64)
+    for _ in range(handoff):
+        fused.step()
+    for k, cfg in enumerate(fused.configs):
+        handed, expected = fused.checkpoint(k), at_handoff[k]
+        for key in ("loops", "lr_schedulers", "train_window", "epoch", "global_step"):
+            assert handed[key] == expected[key], key
+        assert torch.equal(handed["random_state"]["cpu"], expected["random_state"]["cpu"])
+        handed_optimizer, expected_optimizer = (c["optimizer_states"][0] for c in (handed,
+                                                                                    expected))
+        assert handed_optimizer["param_groups"] == expected_optimizer["param_groups"]
+        assert_close(handed["state_dict"], expected["state_dict"], ("handed", k))
+        assert_close({i: s["momentum_buffer"] for i, s in handed_optimizer["state"].items()},
+                     {i: s["momentum_buffer"] for i, s in expected_optimizer["state"].items()},
+                     ("handed momentum", k))
+        folder = RunFolder(run_directory(cfg, data.fingerprint))
+        folder.checkpoints.mkdir(parents=True)
+        torch.save(handed, folder.last_checkpoint)
+        record = train(cfg)  # the ordinary loop continues from the fused group's checkpoint
+        assert record.data["attempts"][0]["iterations_from"] == handoff
+        assert_close(torch.load(folder.weights), final[k], ("fused first", k), 1e-5)
+
+    fused = FusedRuns(configs("fused-last"), data, torch.float64)
+    fused.restore(at_handoff)
+    for _ in range(STEPS - handoff):
+        fused.step()
+    for k in range(len(RUNS)):
+        assert_close(fused.state_dicts()[k], final[k], ("fused last", k))
+
+
+def assert_close(weights: dict, expected: dict, what, tolerance: float = 1e-7) -> None:
+    """Within ``tolerance`` of the tensor's scale (BN's running variances reach the tens)."""
+    assert weights.keys() == expected.keys()
+    for name, value in expected.items():
+        difference = (weights[name].double() - value.double()).abs().max()
+        scale = value.double().abs().max().clamp(min=1.0)
+        assert difference / scale < tolerance, (what, name, float(difference), float(scale))

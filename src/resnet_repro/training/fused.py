@@ -6,6 +6,11 @@ momentum after several steps, a warm-up gate opening among them), so a fused gro
 runs to the ordinary loop and the other way round.
 
 Host syncs happen once per logging window (the window's errors, which the warm-up gates need).
+
+A group hands its runs over as ordinary Lightning checkpoints (``checkpoint``), which the
+ordinary loop continues, and starts from theirs (``restore``): both at the end of a logging
+window, where no training error is half summed. tests/test_fused.py checks both directions
+against an uninterrupted ordinary run.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from torch.optim.lr_scheduler import LambdaLR
 
 from resnet_repro.data.cifar10 import RandomBatches
-from resnet_repro.models.fused import FusedCifarResNet
+from resnet_repro.models.fused import FusedCifarResNet, fuse_state_dicts
 
 
 class RunStream:
@@ -27,8 +33,15 @@ class RunStream:
     def __init__(self, datamodule, seed: int, generator: torch.Generator):
         self.datamodule, self.generator = datamodule, generator
         images = datamodule.splits["train"].tensors[0]
+        self.done = 0  # iterations trained, read by the sampler where an epoch resumes
         self.sampler = RandomBatches(len(images), datamodule.batch_size, seed,
-                                     device=datamodule.device)
+                                     device=datamodule.device, iterations_done=lambda: self.done)
+        self.batches = iter(())
+
+    def resume_at(self, iteration: int) -> None:
+        """Continue after ``iteration`` iterations: the rest of that epoch's order."""
+        self.done = iteration
+        self.sampler.set_epoch(iteration // len(self.sampler))
         self.batches = iter(())
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,6 +53,7 @@ class RunStream:
         return self.datamodule.prepare(images, training=True, generator=self.generator), labels
 
     def end_epoch_if_done(self, iteration: int) -> None:
+        self.done = iteration
         if iteration % len(self.sampler) == 0:
             self.sampler.set_epoch(iteration // len(self.sampler))
             self.batches = iter(())
@@ -51,6 +65,7 @@ class FusedRuns:
     ``dtype`` (float64 to check the math against the ordinary loop's ``64-true``)."""
 
     def __init__(self, configs: list[DictConfig], datamodule, dtype=torch.float32):
+        self.configs, self.datamodule = configs, datamodule
         nets, self.schedules, self.streams, self.base_lrs = [], [], [], []
         datamodule.setup()
         for cfg in configs:
@@ -63,6 +78,8 @@ class FusedRuns:
             self.schedules.append(instantiate(cfg.module.schedule))
             self.base_lrs.append(float(cfg.module.optimizer.lr))
         optimizer = configs[0].module.optimizer
+        if not configs[0].module.decay_norm_weights:
+            raise ValueError("fused runs decay every weight alike (module.decay_norm_weights)")
         self.momentum, self.weight_decay = float(optimizer.momentum), float(optimizer.weight_decay)
         self.log_every = configs[0].module.log_every
         self.model = FusedCifarResNet.from_nets(nets).to(datamodule.device, dtype)
@@ -150,6 +167,112 @@ class FusedRuns:
         return {ordinary_name(name): run_slice(name, buffer, run, self.runs)
                 for name, buffer in self.momentum_buffers.items()}
 
+
+    def checkpoint(self, run: int) -> dict:
+        """Run ``run``'s state as the checkpoint that the ordinary loop writes at this
+        iteration (``trainer.fit(ckpt_path=...)`` continues it): weights and BN statistics,
+        SGD momentum and rate, schedule with its warm-up gate, augmentation generator, the
+        loops' counters."""
+        if self.window_count:
+            raise RuntimeError("hand over at the end of a logging window: its training error "
+                               "is half summed")
+        cfg = self.configs[run]
+        net = instantiate(cfg.model).to(self.dtype)  # master weights in the group's dtype
+        net.load_state_dict(self.state_dicts()[run])
+        module = instantiate(cfg.module, net=net)
+        optimizer = module.make_optimizer(module._parameter_groups())
+        scheduler = LambdaLR(optimizer, self.schedules[run])
+        momentum = self.momentum_of(run)
+        for index, (name, _) in enumerate(module.net.named_parameters()):
+            optimizer.state[optimizer.param_groups[0]["params"][index]] = {
+                "momentum_buffer": momentum[name].cpu().clone()}
+        scheduler.last_epoch, scheduler._step_count = self.iteration, self.iteration + 1
+        rate = self.base_lrs[run] * self.schedules[run](self.iteration)
+        optimizer.param_groups[0]["lr"], scheduler._last_lr = rate, [rate]
+        return {
+            "epoch": (self.iteration - 1) // self.batches_per_epoch,
+            "global_step": self.iteration,
+            "pytorch-lightning_version": pl.__version__,
+            "state_dict": {name: value.cpu() for name, value in module.state_dict().items()},
+            "loops": lightning_loops(self.iteration, self.batches_per_epoch),
+            "callbacks": {},
+            "optimizer_states": [optimizer.state_dict()],
+            "lr_schedulers": [scheduler.state_dict()],
+            "random_state": {"cpu": self.streams[run].generator.get_state()},
+            "train_window": [0.0, 0.0, 0.0, 0],
+        }
+
+    def restore(self, checkpoints: list[dict]) -> None:
+        """Continue the runs from their ordinary checkpoints (one per run, in order, all at
+        one iteration, each at the end of a logging window)."""
+        steps = {checkpoint["global_step"] for checkpoint in checkpoints}
+        if len(steps) != 1 or any(any(c["train_window"]) for c in checkpoints):
+            raise ValueError(f"runs of one group resume together at the end of a logging "
+                             f"window; these checkpoints are at iterations {sorted(steps)}")
+        self.iteration = steps.pop()
+        states, momenta = [], []
+        for run, checkpoint in enumerate(checkpoints):
+            states.append({name.removeprefix("net."): value
+                           for name, value in checkpoint["state_dict"].items()})
+            names = [name for name, _ in instantiate(self.configs[run].model).named_parameters()]
+            buffers = checkpoint["optimizer_states"][0]["state"]
+            momenta.append({name: buffers[index]["momentum_buffer"]
+                            for index, name in enumerate(names)})
+            lambdas = checkpoint["lr_schedulers"][0]["lr_lambdas"][0]
+            self.schedules[run].__dict__.update(lambdas)
+            self.streams[run].generator.set_state(checkpoint["random_state"]["cpu"])
+            self.streams[run].resume_at(self.iteration)
+        device = next(self.model.parameters()).device
+        self.model.load_state_dict(fuse_state_dicts(states))
+        self.momentum_buffers = {name: value.to(device, self.dtype)
+                                 for name, value in fuse_state_dicts(momenta).items()}
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.streams[0].sampler)
+
+
+def lightning_loops(iteration: int, batches_per_epoch: int) -> dict:
+    """Lightning's (2.x) loop counters in a checkpoint that ``ModelCheckpoint`` writes after
+    ``iteration`` training batches: written in the last batch's ``on_train_batch_end``, so
+    that batch counts as processed, not yet completed."""
+    epoch, in_epoch = divmod(iteration - 1, batches_per_epoch)
+    in_epoch += 1
+
+    def counts(done: int, current: int, started: bool = True, processed: bool = True) -> dict:
+        total = {"ready": done, "completed": done}
+        now = {"ready": current, "completed": current}
+        for key, wanted in (("started", started), ("processed", processed)):
+            if wanted:
+                total[key], now[key] = done, current
+        return {"total": total, "current": now}
+
+    batches = counts(iteration, in_epoch)
+    batches["total"]["completed"] -= 1
+    batches["current"]["completed"] -= 1
+    epochs = {"ready": epoch + 1, "completed": epoch, "started": epoch + 1, "processed": epoch}
+    idle = counts(0, 0)
+    return {
+        "fit_loop": {
+            "state_dict": {},
+            "epoch_loop.state_dict": {"_batches_that_stepped": iteration - 1},
+            "epoch_loop.batch_progress": {**batches,
+                                          "is_last_batch": in_epoch == batches_per_epoch},
+            "epoch_loop.scheduler_progress": counts(iteration, in_epoch, False, False),
+            "epoch_loop.automatic_optimization.state_dict": {},
+            "epoch_loop.automatic_optimization.optim_progress": {"optimizer": {
+                "step": counts(iteration, in_epoch, False, False),
+                "zero_grad": counts(iteration, in_epoch, True, False)}},
+            "epoch_loop.manual_optimization.state_dict": {},
+            "epoch_loop.manual_optimization.optim_step_progress": counts(0, 0, False, False),
+            "epoch_loop.val_loop.state_dict": {},
+            "epoch_loop.val_loop.batch_progress": {**idle, "is_last_batch": False},
+            "epoch_progress": {"total": dict(epochs), "current": dict(epochs)},
+        },
+        **{name: {"state_dict": {}, "batch_progress": {**idle, "is_last_batch": False}}
+           for name in ("validate_loop", "test_loop")},
+        "predict_loop": {"state_dict": {}, "batch_progress": idle},
+    }
 
 def run_slices(values: torch.Tensor, parameter: torch.Tensor, runs: int) -> torch.Tensor:
     """A per-run value (K,) spread over a fused parameter's layout: runs along the first axis,

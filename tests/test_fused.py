@@ -13,12 +13,13 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from resnet_repro.analysis.collect import curves_of
+from resnet_repro.analysis.collect import curves_of, summarize
 from resnet_repro.config import compose_train
 from resnet_repro.models import CifarResNet
 from resnet_repro.models.fused import FusedCifarResNet
-from resnet_repro.runs import RunFolder, run_directory
+from resnet_repro.runs import RunFolder, read_runs, run_directory
 from resnet_repro.training.fused import FusedRuns
+from resnet_repro.training.fused_launch import train_fused
 from resnet_repro.training.launch import train
 
 #: 260 training images in batches of 32: 8 iterations an epoch, so 10 steps cross an epoch.
@@ -149,3 +150,32 @@ def assert_close(weights: dict, expected: dict, what, tolerance: float = 1e-7) -
         difference = (weights[name].double() - value.double()).abs().max()
         scale = value.double().abs().max().clamp(min=1.0)
         assert difference / scale < tolerance, (what, name, float(difference), float(scale))
+
+
+def test_a_fused_group_writes_ordinary_run_folders(smoke_overrides, tmp_path):
+    """A group stopped by its budget at the first window, then finished: one run by the
+    ordinary loop, the other by the group again; both end where uninterrupted ordinary runs
+    end, and the analysis reads them like any run."""
+    def configs(runs: str) -> list:
+        return [compose_train([*smoke_overrides, *COMMON, *run, f"trainer.max_steps={STEPS}",
+                               f"trainer.val_check_interval={STEPS}", "trainer.precision=64-true",
+                               f"paths.runs={tmp_path / runs}"]) for run in RUNS[:2]]
+
+    expected = [torch.load(train(cfg).directory / "model.pt") for cfg in configs("ordinary")]
+    fused = configs("fused")
+    records = train_fused(fused, deadline=0.0)  # the budget is spent at once
+    assert [r.status for r in records] == ["interrupted"] * 2
+    assert [r.data["attempts"][-1]["fused"] for r in records] == [2, 2]
+    assert all(torch.load(r.folder.last_checkpoint, weights_only=False)["global_step"] == 3
+               for r in records)
+    train(fused[0])  # the ordinary loop finishes one
+    records = train_fused(fused)  # the group finishes the other
+    assert [r.status for r in records] == ["done", "done"]
+    assert records[1].data["attempts"][-1]["iterations_from"] == 3
+    for k, record in enumerate(records):
+        assert not record.folder.checkpoints.exists()
+        assert_close(torch.load(record.folder.weights), expected[k], ("group", k), 1e-5)
+    curves, summary = summarize(read_runs([r.directory for r in records]))
+    assert summary["test_error"].notna().all() and list(summary["iterations"]) == [STEPS] * 2
+    train_points = curves[(curves.split == "train") & (curves.net == summary["net"][1])]
+    assert sorted(train_points["iteration"]) == [3, 6, 9]

@@ -72,8 +72,9 @@ class FusedRuns:
             pl.seed_everything(cfg.seed, verbose=False)
             nets.append(instantiate(cfg.model))
             # the ordinary loop's augmentation draws from torch's generator from here on
-            generator = torch.Generator().manual_seed(0)
-            generator.set_state(torch.get_rng_state())
+            generator = torch.Generator(datamodule.device).manual_seed(0)
+            generator.set_state(torch.get_rng_state() if datamodule.device.type == "cpu"
+                                else torch.cuda.get_rng_state(datamodule.device))
             self.streams.append(RunStream(datamodule, cfg.seed, generator))
             self.schedules.append(instantiate(cfg.module.schedule))
             self.base_lrs.append(float(cfg.module.optimizer.lr))
@@ -89,7 +90,9 @@ class FusedRuns:
         self.iteration = 0
         runs = len(configs)
         self.window_wrong = torch.zeros(runs, device=datamodule.device)
+        self.window_loss = torch.zeros(runs, device=datamodule.device, dtype=torch.float64)
         self.window_count = 0
+        self.last_window: list[tuple[float, float]] = []  # each run's (loss, error %)
 
     @property
     def runs(self) -> int:
@@ -102,7 +105,7 @@ class FusedRuns:
 
     def step(self) -> torch.Tensor:
         """One update of every run; returns each run's loss (on the device, not synced)."""
-        lrs = self.learning_rates()
+        lrs = self.last_rates = self.learning_rates()
         batches = [stream.next() for stream in self.streams]
         images = torch.cat([images for images, _ in batches], dim=1).to(self.dtype)
         labels = torch.stack([labels for _, labels in batches], dim=1)
@@ -113,6 +116,7 @@ class FusedRuns:
         losses.sum().backward()  # each run's gradient is that of its own mean loss
         self._sgd(lrs)
         self.window_wrong += (logits.detach().argmax(dim=2) != labels).sum(dim=0)
+        self.window_loss += losses.detach().double() * labels.shape[0]
         self.window_count += labels.shape[0]
         self.iteration += 1
         for stream in self.streams:
@@ -123,12 +127,16 @@ class FusedRuns:
 
     def _end_window(self) -> None:
         """Each run's training error over the window, reported to its schedule (the gate)."""
-        errors = (100.0 * self.window_wrong / self.window_count).tolist()  # the one host sync
+        sums = torch.stack([self.window_loss, self.window_wrong.double()]) / self.window_count
+        losses, errors = sums.tolist()  # the one host sync
+        errors = [100.0 * error for error in errors]
+        self.last_window = list(zip(losses, errors, strict=True))
         for schedule, error in zip(self.schedules, errors, strict=True):
             report = getattr(schedule, "report_training_error", None)
             if report is not None:
                 report(error, self.iteration)
         self.window_wrong.zero_()
+        self.window_loss.zero_()
         self.window_count = 0
 
     @torch.no_grad()
@@ -198,7 +206,7 @@ class FusedRuns:
             "callbacks": {},
             "optimizer_states": [optimizer.state_dict()],
             "lr_schedulers": [scheduler.state_dict()],
-            "random_state": {"cpu": self.streams[run].generator.get_state()},
+            "random_state": self.random_state(run),
             "train_window": [0.0, 0.0, 0.0, 0],
         }
 
@@ -220,12 +228,26 @@ class FusedRuns:
                             for index, name in enumerate(names)})
             lambdas = checkpoint["lr_schedulers"][0]["lr_lambdas"][0]
             self.schedules[run].__dict__.update(lambdas)
-            self.streams[run].generator.set_state(checkpoint["random_state"]["cpu"])
+            state = checkpoint["random_state"]
+            generator = self.streams[run].generator
+            generator.set_state(state["cpu"] if generator.device.type == "cpu" or
+                                "cuda" not in state else state["cuda"][generator.device.index or 0])
             self.streams[run].resume_at(self.iteration)
         device = next(self.model.parameters()).device
         self.model.load_state_dict(fuse_state_dicts(states))
         self.momentum_buffers = {name: value.to(device, self.dtype)
                                  for name, value in fuse_state_dicts(momenta).items()}
+
+    def random_state(self, run: int) -> dict:
+        """The generators' states as the ordinary loop checkpoints them (``module.random_state``):
+        the run's augmentation generator is the ordinary loop's generator of its device. A run
+        continues bit for bit on the device type it was checkpointed on."""
+        generator = self.streams[run].generator
+        if generator.device.type == "cpu":
+            return {"cpu": generator.get_state()}
+        cuda = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
+        cuda[generator.device.index or 0] = generator.get_state()
+        return {"cpu": torch.get_rng_state(), "cuda": cuda}
 
     @property
     def batches_per_epoch(self) -> int:

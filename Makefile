@@ -21,7 +21,7 @@ endif
 $(TINY_IMAGENET):
 	$(PYTHON) -m tests.tiny_data $@
 
-.PHONY: install test lint bench verify status reproduce-fig3 reproduce-%
+.PHONY: install test lint bench verify status reproduce-fig3 reproduce-% gpu-burst gpu-unpack
 
 install:
 	python3 -m venv .venv
@@ -53,6 +53,19 @@ status:
 BENCH_ARGS ?=
 bench:
 	$(PYTHON) experiments/bench.py $(if $(DATA),--data $(DATA)) $(BENCH_ARGS)
+
+# A GPU lease's work, run on the GPU machine (README: "A GPU lease, fired in one command"):
+# about a minute of bench, then the unfinished paper runs as fused groups until MINUTES have
+# passed, packed into OUT; BURST_ARGS="--bench-seconds 0" skips the bench.
+MINUTES    ?= 7
+OUT        ?= .lease/out
+BURST_ARGS ?=
+gpu-burst:
+	$(PYTHON) experiments/gpu_burst.py --out $(OUT) --minutes $(MINUTES) $(BURST_ARGS) $(OVERRIDES)
+
+# Back here: the lease's returned files (FROM=folder) into results/runs/<profile>/.
+gpu-unpack:
+	$(PYTHON) experiments/lease.py unpack $(FROM)
 
 test:
 	$(PYTHON) -m pytest

@@ -21,6 +21,11 @@ def _split(overrides: list[str]):
     return parser, parsed, fixed
 
 
+def fixed_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that are not grid axes (``seed=0``, not ``seed=0,1``)."""
+    return _split(overrides)[2]
+
+
 def sweep_choices(overrides: list[str]) -> dict:
     """The config group choices the sweep shares (data, profile, protocol, ...)."""
     _, _, fixed = _split(overrides)

@@ -64,7 +64,8 @@ class FusedRuns:
     weight decay; seeds, learning rates and schedules free) on ``datamodule``'s data, in
     ``dtype`` (float64 to check the math against the ordinary loop's ``64-true``)."""
 
-    def __init__(self, configs: list[DictConfig], datamodule, dtype=torch.float32):
+    def __init__(self, configs: list[DictConfig], datamodule, dtype=torch.float32,
+                 bf16_autocast: bool = False):
         self.configs, self.datamodule = configs, datamodule
         nets, self.schedules, self.streams, self.base_lrs = [], [], [], []
         datamodule.setup()
@@ -84,7 +85,7 @@ class FusedRuns:
         self.momentum, self.weight_decay = float(optimizer.momentum), float(optimizer.weight_decay)
         self.log_every = configs[0].module.log_every
         self.model = FusedCifarResNet.from_nets(nets).to(datamodule.device, dtype)
-        self.dtype = dtype
+        self.dtype, self.bf16_autocast = dtype, bf16_autocast
         self.model.to(memory_format=torch.channels_last)
         self.momentum_buffers: dict[str, torch.Tensor] = {}
         self.iteration = 0
@@ -110,8 +111,9 @@ class FusedRuns:
         images = torch.cat([images for images, _ in batches], dim=1).to(self.dtype)
         labels = torch.stack([labels for _, labels in batches], dim=1)
         self.model.train()
-        logits = self.model(images.contiguous(memory_format=torch.channels_last))
-        losses = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(dim=0)
+        with self.autocast():
+            logits = self.model(images.contiguous(memory_format=torch.channels_last))
+            losses = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(0)
         self.model.zero_grad(set_to_none=True)
         losses.sum().backward()  # each run's gradient is that of its own mean loss
         self._sgd(lrs)
@@ -164,7 +166,9 @@ class FusedRuns:
         for batch, truth in zip(images.split(batch_size), labels.split(batch_size), strict=True):
             inputs = self.streams[0].datamodule.prepare(batch, training=False).to(self.dtype)
             inputs = inputs.repeat(1, self.runs, 1, 1).contiguous(memory_format=torch.channels_last)
-            wrong += (self.model(inputs).argmax(dim=2) != truth[:, None]).sum(dim=0)
+            with self.autocast():
+                logits = self.model(inputs)
+            wrong += (logits.argmax(dim=2) != truth[:, None]).sum(dim=0)
         return (100.0 * wrong / len(labels)).tolist()
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
@@ -237,6 +241,12 @@ class FusedRuns:
         self.model.load_state_dict(fuse_state_dicts(states))
         self.momentum_buffers = {name: value.to(device, self.dtype)
                                  for name, value in fuse_state_dicts(momenta).items()}
+
+    def autocast(self):
+        """bf16 autocast around forward and loss, as Lightning's ``bf16-mixed`` does (fp32
+        master weights and update); off otherwise."""
+        device = next(self.model.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16_autocast)
 
     def random_state(self, run: int) -> dict:
         """The generators' states as the ordinary loop checkpoints them (``module.random_state``):

@@ -24,8 +24,10 @@ from resnet_repro.training.launch import _describe, _settings, checkpoint_step
 
 log = logging.getLogger(__name__)
 
-#: The precisions a group trains in: fp32, and float64 for checking the math.
-DTYPES = {"32-true": torch.float32, "64-true": torch.float64}
+#: The precisions a group trains in (``trainer.precision`` -> master dtype, bf16 autocast):
+#: as the ordinary loop's, and float64 for checking the math.
+PRECISIONS = {"32-true": (torch.float32, False), "bf16-mixed": (torch.float32, True),
+              "64-true": (torch.float64, False)}
 #: What the runs of one group share: the shape of the fused model and the loop's rhythm.
 SHARED = ("model.depth", "model.num_classes", "data.source", "data.batch_size",
           "data.augment", "module.optimizer.momentum", "module.optimizer.weight_decay",
@@ -39,9 +41,9 @@ def fusable(configs: list[DictConfig]) -> None:
         values = {str(OmegaConf.select(cfg, key)) for cfg in configs}
         if len(values) > 1:
             raise ValueError(f"runs of one fused group share {key}; these have {sorted(values)}")
-    if str(configs[0].trainer.precision) not in DTYPES:
-        raise ValueError(f"fused groups train in {' or '.join(DTYPES)} (trainer.precision); "
-                         f"not {configs[0].trainer.precision} so far")
+    if str(configs[0].trainer.precision) not in PRECISIONS:
+        raise ValueError(f"fused groups train in {', '.join(PRECISIONS)} (trainer.precision)"
+                         f", not {configs[0].trainer.precision}")
     if any(cfg.model.shortcut not in (None, "A") for cfg in configs):
         raise ValueError("fused groups hold plain nets and option-A ResNets")
 
@@ -68,7 +70,7 @@ def train_fused(configs: list[DictConfig], deadline: float | None = None,
     datamodule.setup()
     datamodule.move_to(device)
     group = FusedRuns([cfg for cfg, _ in pending], datamodule,
-                      DTYPES[str(configs[0].trainer.precision)])
+                      *PRECISIONS[str(configs[0].trainer.precision)])
     start = starts.pop()
     if start:
         group.restore([torch.load(record.folder.last_checkpoint, map_location="cpu",

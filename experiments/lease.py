@@ -32,6 +32,10 @@ TRAVEL_BYTES, COMMAND_CHARS, CARRIED_PATHS = 64 * MIB, 2000, 8
 #: Paths a lease does not need, hidden from the index while it travels.
 HIDDEN = ["results/runs/cpu"]
 MARGIN = 2 * MIB
+#: Where .git/info/exclude holds ``HIDDEN`` meanwhile (gitignore has no trailing comments).
+BLOCK = ("# lease.py hide: begin\n", "# lease.py hide: end\n")
+#: Present while ``HIDDEN`` is out of the index.
+HIDING = LEASE / "hiding"
 BURST = ("python3 -m pip install -q --no-index --no-deps --target /tmp/site .lease/wheels/*.whl"
          " && export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1"
          " && cat .lease/data/part-* > /tmp/cifar10.tar.gz"
@@ -105,17 +109,35 @@ def check(calls: list[dict]) -> list[str]:
     return problems
 
 
+def exclude_file() -> Path:
+    path = ROOT / git("rev-parse", "--git-path", "info/exclude").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return path
+
+
 def hide() -> None:
-    exclude = ROOT / ".git" / "info" / "exclude"
+    """Take ``HIDDEN`` out of the index (the files stay): never commit meanwhile."""
+    exclude = exclude_file()
+    if HIDING.exists():
+        raise SystemExit("already hidden; `lease.py restore` first")
     git("rm", "-r", "--cached", "--quiet", *HIDDEN)
-    exclude.write_text(exclude.read_text() + "".join(f"/{h}/  # lease\n" for h in HIDDEN))
+    exclude.write_text(exclude.read_text() + BLOCK[0] + "".join(f"/{h}/\n" for h in HIDDEN)
+                       + BLOCK[1])
+    HIDING.parent.mkdir(parents=True, exist_ok=True)
+    HIDING.write_text("\n".join(HIDDEN))
+    print(f"hidden from the index: {', '.join(HIDDEN)}. Do not commit before "
+          "`lease.py restore`.")
 
 
 def restore() -> None:
-    exclude = ROOT / ".git" / "info" / "exclude"
-    exclude.write_text("".join(line for line in exclude.read_text().splitlines(keepends=True)
-                               if not line.rstrip().endswith("# lease")))
+    exclude = exclude_file()
+    text = exclude.read_text()
+    if BLOCK[0] in text:
+        before, _, rest = text.partition(BLOCK[0])
+        exclude.write_text(before + rest.partition(BLOCK[1])[2])
     git("reset", "--quiet", "--", *HIDDEN)
+    HIDING.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

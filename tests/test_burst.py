@@ -2,6 +2,7 @@
 unpack) and the device's limits (the whole burst runs at the smoke profile in CI)."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -78,3 +79,25 @@ def test_the_lease_plan_is_checked_against_the_devices_limits():
                             {**fine, "command": "x" * 2001},
                             {**fine, "carry": [f"p{i}" for i in range(9)]}])
     assert [p.split()[1].removesuffix("'s") for p in problems] == ["1", "2", "3"]
+
+
+def test_hiding_the_cpu_runs_for_a_lease_takes_them_out_of_the_index_and_back(
+    tmp_path, monkeypatch
+):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(lease.ROOT), str(clone)], check=True)
+    monkeypatch.setattr(lease, "ROOT", clone)
+    monkeypatch.setattr(lease, "HIDING", clone / ".lease" / "hiding")
+    tracked = lease.git("ls-files", *lease.HIDDEN).splitlines()
+    assert tracked  # the committed cpu runs
+    before = lease.travelling_bytes([])
+    lease.hide()
+    assert lease.git("ls-files", *lease.HIDDEN) == ""
+    assert lease.git("status", "--porcelain", "--untracked-files=all", *lease.HIDDEN).strip() \
+        .splitlines() == [f"D  {path}" for path in tracked]  # staged removals, nothing untracked
+    assert lease.travelling_bytes([]) < before
+    assert all((clone / path).exists() for path in tracked)  # nothing deleted
+    lease.restore()
+    assert lease.git("ls-files", *lease.HIDDEN).splitlines() == tracked
+    assert lease.git("status", "--porcelain", *lease.HIDDEN) == ""
+    assert lease.BLOCK[0] not in lease.exclude_file().read_text()

@@ -52,7 +52,8 @@ def fused_and_ordinary(smoke_overrides, steps: int, precision: str, dtype):
     configs = [compose_train([*smoke_overrides, *COMMON, *run, f"trainer.max_steps={steps}",
                               f"trainer.val_check_interval={steps}",
                               f"trainer.precision={precision}"]) for run in RUNS]
-    fused = FusedRuns(configs, instantiate(configs[0].data, seed=0), dtype)
+    fused = FusedRuns(configs, instantiate(configs[0].data, seed=0), dtype,
+                      bf16_autocast=precision == "bf16-mixed")
     for _ in range(steps):
         fused.step()
     return fused, configs
@@ -60,7 +61,9 @@ def fused_and_ordinary(smoke_overrides, steps: int, precision: str, dtype):
 
 @pytest.mark.parametrize(("steps", "precision", "dtype", "tolerance"),
                          [(STEPS, "64-true", torch.float64, 1e-7),
-                          (1, "32-true", torch.float32, 1e-6)])
+                          (1, "32-true", torch.float32, 1e-6),
+                          # bf16 rounds differently in grouped convolutions: a loose check
+                          (1, "bf16-mixed", torch.float32, 1e-2)])
 def test_fused_steps_equal_the_ordinary_loops_steps_run_by_run(
     smoke_overrides, monkeypatch, steps, precision, dtype, tolerance
 ):
@@ -73,7 +76,9 @@ def test_fused_steps_equal_the_ordinary_loops_steps_run_by_run(
         record = train(cfg)
         curves = curves_of(RunFolder(record.directory).read_metrics())
         logged = curves[(curves.split == "test") & (curves.iteration == steps)]["error"]
-        assert logged.tolist() == pytest.approx([test_errors[k]], abs=1e-4)
+        # bf16 may flip a prediction or two of the tiny test split's
+        error_tolerance = 5.0 if precision == "bf16-mixed" else 1e-4
+        assert logged.tolist() == pytest.approx([test_errors[k]], abs=error_tolerance)
         weights = torch.load(record.directory / "model.pt")
         checkpoint = torch.load(RunFolder(record.directory).last_checkpoint, weights_only=False)
         assert checkpoint["global_step"] == steps

@@ -4,6 +4,7 @@ the sweep's config and runs, where to write, and how to redo it."""
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,12 @@ class Context:
     protocol: list[str]
     budget_note: list[str] = field(default_factory=list)
     dataset_title: str = "CIFAR-10"
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def minutes(self) -> float:
+        """Wall-clock minutes since the recipe was given its context: what it cost."""
+        return (time.perf_counter() - self.started) / 60
 
     @property
     def experiment(self) -> str:

@@ -70,7 +70,8 @@ def write_readme(context: Context, title: str, runs: list[Run], measured: list[s
         f"Written by the analysis on {time.strftime('%Y-%m-%d')}. Redo with:", "",
         f"    {context.command}", "",
         "## The trained nets", "",
-        f"- The analysis ran on {hardware_of(hardware())}.",
+        f"- The analysis ran on {hardware_of(hardware())} in {context.minutes:.1f} min "
+        "of wall-clock time (with anything else the machine ran meanwhile).",
         *(f"- {describe(run)}: test error {final_test_error(run):.2f} %" for run in runs),
         *(["- Their profile, as its config (conf/protocol/) describes it:", "",
            *(f"  > {line}" if line else "  >" for line in description)] if description else []),

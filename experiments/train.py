@@ -8,21 +8,31 @@ With ``time_budget=150m`` the sweep stops cleanly when that much wall-clock time
 its start (as on SIGTERM or Ctrl-C): the run in progress saves a checkpoint at the iteration it
 reached, the process exits with status 75, and the same command continues it.
 
+On a GPU (or with ``fused=true``) a sweep first trains its same-shape runs together, as fused
+groups (``training.fused_launch``); each point then finds its run done, and trains alone only
+what could not be fused.
+
 Several devices: one run starts its DDP processes itself (``trainer.devices=4``); a sweep over
 several devices needs the processes started from outside, by torchrun or by SLURM (README).
 """
 
+import functools
 import logging
 import os
 import sys
 import time
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
+from resnet_repro.analysis.sweep import sweep_configs
 from resnet_repro.config import sweep_exclusion
+from resnet_repro.training.burst import fused_groups
+from resnet_repro.training.fused_launch import train_fused
 from resnet_repro.training.launch import RunFailed, Stopped, train
 from resnet_repro.training.stopping import parse_duration
 
@@ -59,6 +69,35 @@ def check_multirun_devices(cfg: DictConfig) -> None:
         )
 
 
+def fusing(cfg: DictConfig) -> bool:
+    """``fused``: auto fuses on a GPU, with one device per process."""
+    if cfg.fused == "auto":
+        return torch.cuda.is_available() and device_count(cfg.trainer.devices) == 1
+    return bool(cfg.fused)
+
+
+@functools.cache
+def train_sweep_fused(deadline: float | None) -> None:
+    """Once per sweep, before its first point: every group of two or more unfinished runs of
+    one depth (and starting iteration) trained fused, up to ``fused_most`` runs a group. A
+    group's failure leaves its runs to the points; a budget stop stops the sweep."""
+    overrides = [arg for arg in sys.argv[1:]  # the sweep as given, without Hydra's own
+                 if arg not in ("-m", "--multirun") and not arg.startswith("hydra")]
+    configs = sweep_configs(overrides)
+    fingerprint = instantiate(configs[0].data, seed=configs[0].seed).fingerprint
+    for group in fused_groups(configs, fingerprint, configs[0].fused_most):
+        if len(group) < 2:
+            continue
+        try:
+            records = train_fused(group, deadline)
+        except ValueError as error:  # not fusable: the points train them one by one
+            log.info("not fused (%s): trained one by one", error)
+            continue
+        if any(record.status == "interrupted" for record in records):
+            raise Stopped(f"fused group of {len(group)} stopped at its budget; run the same "
+                          "command again to continue")
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")
@@ -70,6 +109,8 @@ def main(cfg: DictConfig) -> None:
     budget = cfg.get("time_budget")
     deadline = None if budget is None else LAUNCHED_AT + parse_duration(budget)
     try:
+        if HydraConfig.get().mode == RunMode.MULTIRUN and fusing(cfg):
+            train_sweep_fused(deadline)
         train(cfg, deadline)
     except Stopped as stop:
         log.warning("%s", stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -32,7 +33,10 @@ def _head_comment(path: Path) -> list[str]:
 
 
 def compose_train(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
-    """``conf/train.yaml`` with ``overrides``, as ``experiments/train.py`` would compose it."""
+    """``conf/train.yaml`` with ``overrides``, as ``experiments/train.py`` would compose it
+    (also from inside it: there Hydra is initialized on the same configs already)."""
+    if GlobalHydra.instance().is_initialized():
+        return compose("train", overrides=overrides, return_hydra_config=return_hydra_config)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=return_hydra_config)
 

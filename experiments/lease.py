@@ -38,6 +38,7 @@ BLOCK = ("# lease.py hide: begin\n", "# lease.py hide: end\n")
 HIDING = LEASE / "hiding"
 BURST = ("python3 -m pip install -q --no-index --no-deps --target /tmp/site .lease/wheels/*.whl"
          " && export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1"
+         " RESNET_REPRO_COMMIT={commit} RESNET_REPRO_DIRTY={dirty}"
          " && cat .lease/data/part-* > /tmp/cifar10.tar.gz"
          " && echo '{sha256}  /tmp/cifar10.tar.gz' | sha256sum -c"
          " && make gpu-burst PYTHON=python3 OUT=$OUT MINUTES={minutes} PROFILE={profile}"
@@ -83,8 +84,10 @@ def plan(data: Path, wheels: Path, minutes: float, profile: str) -> list[dict]:
     for index, start in enumerate(range(0, len(payload), part_bytes)):
         parts.append(parts_dir / f"part-{index:02d}")
         parts[-1].write_bytes(payload[start:start + part_bytes])
+    dirty = git("status", "--porcelain", "--", "src", "conf", "experiments").strip()
     command = BURST.format(sha256=hashlib.sha256(payload).hexdigest(), minutes=minutes,
-                           profile=profile)
+                           profile=profile, commit=git("rev-parse", "HEAD").strip(),
+                           dirty=int(bool(dirty)))
     calls = [{"carry": [str(p.relative_to(ROOT)) for p in
                         ([LEASE / "wheels"] if index == 0 else []) + [part]],
               "command": command if index == len(parts) - 1 else "ls -l .lease/data"}
@@ -147,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data"
                         / "cifar10-png.tar.gz")
     parser.add_argument("--wheels", type=Path, default=ROOT.parent / "shared" / "wheels")
-    parser.add_argument("--minutes", type=float, default=7.0)
+    parser.add_argument("--minutes", type=float, default=9.0,
+                        help="the last call's make gpu-burst, bench included (a call: 10 min)")
     parser.add_argument("--profile", default="paper")
     args = parser.parse_args(argv)
     if args.action == "plan":
@@ -156,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"call {number}: carry {call['carry']} ({call['travels_mib']} MiB)\n"
                   f"  {call['command']}")
         problems = check(calls)
+        if "RESNET_REPRO_DIRTY=1" in calls[-1]["command"]:
+            print("note: src/, conf/ or experiments/ differ from HEAD: commit before the "
+                  "lease, so that its runs record a clean commit")
         print("\n".join(problems) or f"{len(calls)} calls, each within the device's limits")
         return 1 if problems else 0
     if args.action == "hide":

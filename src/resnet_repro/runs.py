@@ -233,7 +233,10 @@ def git_commit() -> dict:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
 
     head = git("rev-parse", "HEAD")
-    if head.returncode:
+    if head.returncode:  # a copy without .git (a GPU lease): the commit it was copied from
+        if "RESNET_REPRO_COMMIT" in os.environ:
+            return {"commit": os.environ["RESNET_REPRO_COMMIT"],
+                    "dirty": os.environ.get("RESNET_REPRO_DIRTY") == "1"}
         return {"commit": "unknown", "dirty": None}
     dirty = git("status", "--porcelain", "--", "src", "conf", "experiments").stdout.strip()
     return {"commit": head.stdout.strip(), "dirty": bool(dirty)}

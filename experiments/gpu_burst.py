@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                             [o for o in fixed_overrides(args.overrides)
                              if not o.startswith("data.source=")])
         print(table.to_string(index=False))
-        save_measurement(table, args.out / f"bench-{machine_name()}", vars(args) | {
+        save_measurement(table, args.out / f"bench-{machine_name()}-fused", vars(args) | {
             "out": str(args.out)})
     configs = priority_configs(args.overrides)
     groups = fused_groups(configs, data_fingerprint(configs[0]), args.most)

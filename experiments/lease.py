@@ -5,7 +5,7 @@ with a call is the checkout, tracked and untracked-not-ignored files, plus carri
     python experiments/lease.py plan     # split the data into .lease/, print the calls, check
     python experiments/lease.py hide     # before the calls: the big cpu run folders untracked
     python experiments/lease.py restore  # after them: the index as it was
-    python experiments/lease.py unpack FOLDER   # the returned files into results/runs/
+    python experiments/lease.py unpack FOLDER   # the returned runs and bench into results/
 
 The exact CIFAR-10 does not fit one call, so it travels in parts, one per call on a warm
 machine (parts stay there between calls); the last call joins them, checks the archive's
@@ -174,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("unpack needs the folder of the returned files")
         runs = Path(compose_train([]).paths.runs).parent  # results/runs: one folder a profile
         print("\n".join(unpack(args.folder, runs if runs.is_absolute() else ROOT / runs)))
+        for bench in sorted(args.folder.glob("bench-*")):  # the lease's bench: results/bench/
+            target = ROOT / "results" / "bench" / bench.name.removeprefix("bench-")
+            target.write_bytes(bench.read_bytes())
+            print(f"{target}: the lease's bench")
     return 0
 
 

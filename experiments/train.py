@@ -16,7 +16,6 @@ Several devices: one run starts its DDP processes itself (``trainer.devices=4``)
 several devices needs the processes started from outside, by torchrun or by SLURM (README).
 """
 
-import functools
 import logging
 import os
 import sys
@@ -39,6 +38,8 @@ from resnet_repro.training.stopping import parse_duration
 log = logging.getLogger("train")
 #: The sweep's start: a budget counts from here, for every run of the sweep.
 LAUNCHED_AT = time.time()
+#: Set once the sweep's fused groups have trained (in this process).
+FUSED_ONCE: list[bool] = []
 #: The exit status of a clean stop before the end (EX_TEMPFAIL: run again to continue).
 EXIT_STOPPED = 75
 
@@ -76,11 +77,14 @@ def fusing(cfg: DictConfig) -> bool:
     return bool(cfg.fused)
 
 
-@functools.cache
 def train_sweep_fused(deadline: float | None) -> None:
     """Once per sweep, before its first point: every group of two or more unfinished runs of
     one depth (and starting iteration) trained fused, up to ``fused_most`` runs a group. A
-    group's failure leaves its runs to the points; a budget stop stops the sweep."""
+    group's failure leaves its runs to the points; a budget stop stops the sweep. (A plain
+    function and flag: joblib's workers unpickle the task by value.)"""
+    if FUSED_ONCE:
+        return
+    FUSED_ONCE.append(True)
     overrides = [arg for arg in sys.argv[1:]  # the sweep as given, without Hydra's own
                  if arg not in ("-m", "--multirun") and not arg.startswith("hydra")]
     configs = sweep_configs(overrides)

@@ -9,6 +9,8 @@ draws, BN statistics, momentum, rates or warm-up gate shows as a difference of 1
 while float64 rounding, amplified alike, reaches about 1e-9 in 10 steps (measured); one fp32
 step checks the fp32 path itself."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -93,33 +95,45 @@ def test_fused_steps_equal_the_ordinary_loops_steps_run_by_run(
             assert difference < tolerance, (k, name, float(difference))
 
 
-def test_runs_pass_between_a_fused_group_and_the_ordinary_loop_mid_run(
-    smoke_overrides, tmp_path, monkeypatch
-):
+#: Where the runs pass between a fused group and the ordinary loop: the end of a logging window.
+HANDOFF = 6
+
+
+def handover_configs(base: list[str], runs: Path, count: int = len(RUNS)) -> list:
+    return [compose_train([*base, *COMMON, *run, f"trainer.max_steps={STEPS}",
+                           f"trainer.val_check_interval={STEPS}", "trainer.precision=64-true",
+                           f"checkpoint_every={HANDOFF}", f"paths.runs={runs}"])
+            for run in RUNS[:count]]
+
+
+@pytest.fixture(scope="module")
+def ordinary_runs(tiny_archive, tmp_path_factory):
+    """Uninterrupted ordinary runs of RUNS (float64, 10 steps), each keeping its checkpoint at
+    6: (the overrides they share, the checkpoints at 6, the final weights)."""
+    root = tmp_path_factory.mktemp("handover")
+    base = ["profile=smoke", "model.depth=8", f"data.source={tiny_archive}",
+            f"data.cache_dir={root / 'cache'}"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunFolder, "remove_checkpoints", lambda self: None)
+        folders = [RunFolder(train(cfg).directory)
+                   for cfg in handover_configs(base, root / "ordinary")]
+    at_handoff = [torch.load(f.last_checkpoint, weights_only=False) for f in folders]
+    assert [c["global_step"] for c in at_handoff] == [HANDOFF] * len(RUNS)
+    return base, at_handoff, [torch.load(f.weights) for f in folders]
+
+
+def test_runs_pass_between_a_fused_group_and_the_ordinary_loop_mid_run(ordinary_runs, tmp_path):
     """An ordinary run of 10 steps (checkpoint at 6) against: a fused group's 6 steps handed to
     the ordinary loop for the other 4, and the ordinary checkpoint at 6 handed to a fused group
     for the other 4 (float64, as above). The fused group's checkpoint is the ordinary one but for
     float64 rounding (about 1e-8 after 6 steps); the 4 chaotic steps after it amplify that to
     about 2e-7 (measured), while the ordinary loop continues exactly what it is given: that leg
     is checked at 1e-5, where any wrong state (data order, draws, momentum, rate) is 1e-3 off."""
-    monkeypatch.setattr(RunFolder, "remove_checkpoints", lambda self: None)
-    handoff = 6  # the end of a logging window (3 iterations)
-
-    def configs(runs: str) -> list:
-        return [compose_train([*smoke_overrides, *COMMON, *run, f"trainer.max_steps={STEPS}",
-                               f"trainer.val_check_interval={STEPS}", "trainer.precision=64-true",
-                               f"checkpoint_every={handoff}", f"paths.runs={tmp_path / runs}"])
-                for run in RUNS]
-
-    ordinary = configs("ordinary")
-    data = instantiate(ordinary[0].data, seed=0)
-    folders = [RunFolder(train(cfg).directory) for cfg in ordinary]
-    at_handoff = [torch.load(f.last_checkpoint, weights_only=False) for f in folders]
-    final = [torch.load(f.weights) for f in folders]
-    assert [c["global_step"] for c in at_handoff] == [handoff] * len(RUNS)
-
-    fused = FusedRuns(configs("fused-first"), data, torch.float64)
-    for _ in range(handoff):
+    base, at_handoff, final = ordinary_runs
+    configs = handover_configs(base, tmp_path / "fused-first")
+    data = instantiate(configs[0].data, seed=0)
+    fused = FusedRuns(configs, data, torch.float64)
+    for _ in range(HANDOFF):
         fused.step()
     for k, cfg in enumerate(fused.configs):
         handed, expected = fused.checkpoint(k), at_handoff[k]
@@ -137,12 +151,12 @@ def test_runs_pass_between_a_fused_group_and_the_ordinary_loop_mid_run(
         folder.checkpoints.mkdir(parents=True)
         torch.save(handed, folder.last_checkpoint)
         record = train(cfg)  # the ordinary loop continues from the fused group's checkpoint
-        assert record.data["attempts"][0]["iterations_from"] == handoff
+        assert record.data["attempts"][0]["iterations_from"] == HANDOFF
         assert_close(torch.load(folder.weights), final[k], ("fused first", k), 1e-5)
 
-    fused = FusedRuns(configs("fused-last"), data, torch.float64)
+    fused = FusedRuns(handover_configs(base, tmp_path / "fused-last"), data, torch.float64)
     fused.restore(at_handoff)
-    for _ in range(STEPS - handoff):
+    for _ in range(STEPS - HANDOFF):
         fused.step()
     for k in range(len(RUNS)):
         assert_close(fused.state_dicts()[k], final[k], ("fused last", k))
@@ -157,17 +171,12 @@ def assert_close(weights: dict, expected: dict, what, tolerance: float = 1e-7) -
         assert difference / scale < tolerance, (what, name, float(difference), float(scale))
 
 
-def test_a_fused_group_writes_ordinary_run_folders(smoke_overrides, tmp_path):
+def test_a_fused_group_writes_ordinary_run_folders(ordinary_runs, tmp_path):
     """A group stopped by its budget at the first window, then finished: one run by the
     ordinary loop, the other by the group again; both end where uninterrupted ordinary runs
     end, and the analysis reads them like any run."""
-    def configs(runs: str) -> list:
-        return [compose_train([*smoke_overrides, *COMMON, *run, f"trainer.max_steps={STEPS}",
-                               f"trainer.val_check_interval={STEPS}", "trainer.precision=64-true",
-                               f"paths.runs={tmp_path / runs}"]) for run in RUNS[:2]]
-
-    expected = [torch.load(train(cfg).directory / "model.pt") for cfg in configs("ordinary")]
-    fused = configs("fused")
+    base, _, expected = ordinary_runs
+    fused = handover_configs(base, tmp_path / "fused", count=2)
     records = train_fused(fused, deadline=0.0)  # the budget is spent at once
     assert [r.status for r in records] == ["interrupted"] * 2
     assert [r.data["attempts"][-1]["fused"] for r in records] == [2, 2]

@@ -87,6 +87,10 @@ class FusedRuns:
         self.model = FusedCifarResNet.from_nets(nets).to(datamodule.device, dtype)
         self.dtype, self.bf16_autocast = dtype, bf16_autocast
         self.model.to(memory_format=torch.channels_last)
+        compile_options = configs[0].module.get("compile")
+        if compile_options is not None:  # as the ordinary loop: in place, the keys kept;
+            self.model.compile(**compile_options)  # reduce-overhead: CUDA graphs on a GPU
+        self.device_rates: tuple[list[float], torch.Tensor] | None = None
         self.momentum_buffers: dict[str, torch.Tensor] = {}
         self.iteration = 0
         runs = len(configs)
@@ -116,7 +120,7 @@ class FusedRuns:
             losses = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(0)
         self.model.zero_grad(set_to_none=True)
         losses.sum().backward()  # each run's gradient is that of its own mean loss
-        self._sgd(lrs)
+        self._sgd(self.on_device(lrs))
         self.window_wrong += (logits.detach().argmax(dim=2) != labels).sum(dim=0)
         self.window_loss += losses.detach().double() * labels.shape[0]
         self.window_count += labels.shape[0]
@@ -141,6 +145,15 @@ class FusedRuns:
         self.window_loss.zero_()
         self.window_count = 0
 
+    def on_device(self, rates: torch.Tensor) -> torch.Tensor:
+        """The rates on the model's device, copied only when they change (a copy from host
+        memory waits for the device's queue: one per step would be a host sync per step)."""
+        values = rates.tolist()
+        if self.device_rates is None or self.device_rates[0] != values:
+            device = next(self.model.parameters()).device
+            self.device_rates = (values, rates.to(device))
+        return self.device_rates[1]
+
     @torch.no_grad()
     def _sgd(self, lrs: torch.Tensor) -> None:
         """torch.optim.SGD's update (weight decay, momentum, no dampening), with each run's
@@ -152,7 +165,7 @@ class FusedRuns:
                 buffer = self.momentum_buffers[name] = gradient.clone()
             else:
                 buffer.mul_(self.momentum).add_(gradient)
-            rate = run_slices(lrs.to(parameter.device), parameter, self.runs)
+            rate = run_slices(lrs, parameter, self.runs)
             parameter.sub_(buffer * rate)
 
     @torch.no_grad()

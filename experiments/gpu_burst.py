@@ -1,8 +1,10 @@
 """One GPU lease's work, in one command (make gpu-burst): about a minute of benchmark (one
 eager run against fused groups), then the unfinished runs of the priority list advanced as
-fused groups until the deadline, then everything packed into --out for the trip back.
+fused groups until the deadline, then everything packed into --out for the trip back. A lease
+runs the bench with --bench-only in one call and the training with --bench-seconds 0 in the
+next (a call may last 10 minutes): experiments/lease.py plans them.
 
-    python experiments/gpu_burst.py --out $OUT --minutes 7 profile=paper data.source=PATH
+    python experiments/gpu_burst.py --out $OUT --minutes 8.6 profile=paper data.source=PATH
 
 Back here, `make gpu-unpack FROM=<folder of the returned files>` puts the runs in place.
 """
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1,4,8,16", help="fused group sizes to bench")
     parser.add_argument("--depths", default="20,56,110", help="depths to bench")
     parser.add_argument("--most", type=int, default=16, help="the most runs in one group")
+    parser.add_argument("--bench-only", action="store_true",
+                        help="the bench alone (it also decodes and caches the data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     deadline = STARTED + 60 * args.minutes
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table.to_string(index=False))
         save_measurement(table, args.out / f"bench-{machine_name()}-fused", vars(args) | {
             "out": str(args.out)})
+    if args.bench_only:
+        return 0
     configs = priority_configs(args.overrides)
     groups = fused_groups(configs, data_fingerprint(configs[0]), args.most)
     print(f"{sum(map(len, groups))} unfinished runs in {len(groups)} fused groups; "

@@ -193,3 +193,18 @@ def test_a_fused_group_writes_ordinary_run_folders(ordinary_runs, tmp_path):
     assert summary["test_error"].notna().all() and list(summary["iterations"]) == [STEPS] * 2
     train_points = curves[(curves.split == "train") & (curves.net == summary["net"][1])]
     assert sorted(train_points["iteration"]) == [3, 6, 9]
+
+
+def test_a_group_resumed_at_an_evaluation_iteration_evaluates_it_first(smoke_overrides):
+    """A budget stop at an evaluation iteration checkpoints before the evaluation (as the
+    ordinary loop does); the group that resumes there runs it first, so no test point is
+    lost."""
+    configs = [compose_train([*smoke_overrides, *COMMON, *run, "trainer.max_steps=6",
+                              "trainer.val_check_interval=3"]) for run in RUNS[:2]]
+    records = train_fused(configs, deadline=0.0)
+    assert all(not (curves_of(r.folder.read_metrics()).split == "test").any() for r in records)
+    records = train_fused(configs)
+    for record in records:
+        curves = curves_of(record.folder.read_metrics())
+        assert sorted(curves[curves.split == "test"]["iteration"]) == [3, 6]
+        assert record.status == "done"

@@ -20,7 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnet_repro.runs import RunRecord, run_directory
 from resnet_repro.training.fused import FusedRuns
-from resnet_repro.training.launch import _describe, _settings, checkpoint_step
+from resnet_repro.training.launch import (
+    _describe,
+    _settings,
+    checkpoint_step,
+    evaluated_at,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,7 @@ class GroupWriter:
 
     def train(self, deadline: float | None) -> None:
         started = time.perf_counter()
+        self._evaluate_if_missing()
         while self.group.iteration < self.max_steps:
             self.group.step()
             iteration = self.group.iteration
@@ -141,10 +147,19 @@ class GroupWriter:
                                  "train/err": error, "train/loss": loss})
         self._write_metrics()
 
-    def _log_evaluation(self, iteration: int) -> None:
+    def _evaluate_if_missing(self) -> None:
+        """A group resumed from checkpoints written at an evaluation iteration before its
+        evaluation (the ordinary loop checkpoints first) evaluates first, as ``train`` does."""
+        missing = {k for k, (cfg, record) in enumerate(self.pending)
+                   if not evaluated_at(record.folder, self.start, cfg)}
+        if self.start and missing:
+            self._log_evaluation(self.start, missing)
+
+    def _log_evaluation(self, iteration: int, runs: set[int] | None = None) -> None:
         epoch = (iteration - 1) // self.group.batches_per_epoch
         for k, error in enumerate(self.group.evaluate("test")):
-            self.rows[k].append({"epoch": epoch, "step": iteration - 1, "test/err": error})
+            if runs is None or k in runs:
+                self.rows[k].append({"epoch": epoch, "step": iteration - 1, "test/err": error})
         self._write_metrics()
 
     def _write_metrics(self) -> None:

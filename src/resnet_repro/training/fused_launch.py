@@ -51,6 +51,8 @@ def fusable(configs: list[DictConfig]) -> None:
                          f", not {configs[0].trainer.precision}")
     if any(cfg.model.shortcut not in (None, "A") for cfg in configs):
         raise ValueError("fused groups hold plain nets and option-A ResNets")
+    if any(cfg.get("init") is not None for cfg in configs):
+        raise ValueError("fused groups start from a fresh initialization (no init)")
 
 
 def train_fused(configs: list[DictConfig], deadline: float | None = None,

@@ -118,7 +118,8 @@ def test_a_diverged_run_is_recorded_and_the_sweep_and_analysis_go_on(tiny_archiv
 
 
 def test_a_fused_sweep_trains_its_same_shape_runs_together(tiny_archive, tmp_path):
-    overrides = ["profile=smoke", "model.depth=8", "model.shortcut=null,A", "fused=true", f"data.source={tiny_archive}",
+    overrides = ["profile=smoke", "model.depth=8", "model.shortcut=null,A", "fused=true",
+                 f"data.source={tiny_archive}",
                  f"data.cache_dir={tmp_path / 'cache'}", f"paths.runs={tmp_path / 'runs'}",
                  f"paths.results={tmp_path / 'results'}", "trainer.enable_progress_bar=false"]
     result = run_script("train.py", "-m", *overrides, cwd=tmp_path)

@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from resnet_repro.runs import RunRecord, run_directory
 from resnet_repro.training.fused import FusedRuns
 from resnet_repro.training.launch import (
-    _describe,
-    _settings,
+    attempt_settings,
     checkpoint_step,
     evaluated_at,
+    run_description,
 )
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ class GroupWriter:
         self.diverged: set[int] = set()  # runs whose loss went non-finite: they stop counting
         for k, (run_cfg, record) in enumerate(pending):
             net = instantiate(run_cfg.model)
-            record.start(run_cfg, _describe(run_cfg, net, datamodule, fingerprint),
-                         {**_settings(run_cfg, start), "fused": len(pending)})
+            record.start(run_cfg, run_description(run_cfg, net, datamodule, fingerprint),
+                         {**attempt_settings(run_cfg, start), "fused": len(pending)})
             self._metrics_path(k).parent.mkdir(parents=True, exist_ok=True)
 
     def _metrics_path(self, k: int):

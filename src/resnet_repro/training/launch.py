@@ -83,7 +83,8 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
     trainer = make_trainer(cfg, directory, record.attempt + 1, callbacks=[stopper])
     record.writable = trainer.is_global_zero
     resumed_at = checkpoint_step(last)
-    record.start(cfg, _describe(cfg, net, datamodule, fingerprint), _settings(cfg, resumed_at))
+    record.start(cfg, run_description(cfg, net, datamodule, fingerprint),
+                 attempt_settings(cfg, resumed_at))
     log.info("run %s: %s, seed %s, from iteration %s, in %s", record.attempt, net.name, cfg.seed,
              resumed_at, directory)
     try:
@@ -194,7 +195,7 @@ def _finish(record: RunRecord, module, status: str, iterations: int, error: str 
     record.finish(status, iterations, error)
 
 
-def _settings(cfg: DictConfig, resumed_at: int) -> dict:
+def attempt_settings(cfg: DictConfig, resumed_at: int) -> dict:
     """What an attempt records beside its machine: where it started and how fast it ran."""
     compile_options = cfg.module.get("compile")
     return {"iterations_from": resumed_at, "precision": str(cfg.trainer.precision),
@@ -202,7 +203,7 @@ def _settings(cfg: DictConfig, resumed_at: int) -> dict:
                 compile_options)}
 
 
-def _describe(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: str) -> dict:
+def run_description(cfg: DictConfig, net: torch.nn.Module, datamodule, fingerprint: str) -> dict:
     return {
         "net": net.name,
         "model": OmegaConf.to_container(cfg.model, resolve=True),

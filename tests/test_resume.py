@@ -5,6 +5,7 @@ test point; the progress bar keeps its total after a resume."""
 import os
 import signal
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -107,6 +108,19 @@ def test_the_progress_bar_keeps_its_total_after_a_resume(smoke_overrides, tmp_pa
 
 def test_written_to_a_log_file_the_progress_bar_writes_once_per_logging_window():
     assert IterationProgressBar(log_every=100).refresh_rate == 100  # pytest's stderr: no tty
+
+
+def test_a_resumed_runs_bar_rates_only_this_attempts_iterations():
+    """Resumed at 25,910 of 64,000, 100 iterations in 10 s: 10 it/s and about an hour left,
+    not 2,601 it/s and a few seconds (the iterations before the resume counted as done now)."""
+    progress = IterationProgressBar(log_every=100)
+    progress._train_progress_bar = progress.init_train_tqdm()
+    progress._span_run(SimpleNamespace(max_steps=64000, global_step=25910))
+    bar = progress.train_progress_bar
+    bar.n, bar.start_t = 26010, bar._time() - 10
+    shown = str(bar)
+    assert "26010/64000" in shown and "10.00it/s" in shown and "1:03:" in shown
+    bar.close()
 
 
 def assert_same_run(record, whole):

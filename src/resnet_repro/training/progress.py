@@ -27,14 +27,17 @@ class IterationProgressBar(TQDMProgressBar):
         self.train_progress_bar.set_description(f"Iteration (epoch {trainer.current_epoch})")
 
     def _span_run(self, trainer) -> None:
+        """Span the bar over the whole run; a resumed run starts it at the iteration reached,
+        as tqdm's ``initial``, so its rate and ETA count only this attempt's iterations."""
         bar = self.train_progress_bar
         if bar.total != trainer.max_steps:
             bar.reset(total=trainer.max_steps)
-            bar.update(trainer.global_step)
+            bar.initial = bar.n = bar.last_print_n = trainer.global_step
+            bar.refresh()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         bar = self.train_progress_bar
         if self._should_update(trainer.global_step, bar.total):
             bar.n = trainer.global_step
-            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             bar.refresh()

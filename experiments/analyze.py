@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as given to train.py -m")
     parser.add_argument("--command", help="the command to print as the way to redo the results")
     args = parser.parse_args(argv)
-    config = sweep_configs(args.overrides)[0]
+    config = sweep_configs(args.overrides, excluded=True)[0]  # the sweep may train nothing
     runs = read_runs(sweep_run_directories(args.overrides))
-    if all(run.status == "missing" for run in runs):
+    if runs and all(run.status == "missing" for run in runs):
         sys.exit(f"no runs for {args.overrides}; train them first: "
                  f"python experiments/train.py -m {shlex.join(args.overrides)}")
     choices = sweep_choices(args.overrides)

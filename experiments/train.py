@@ -88,6 +88,8 @@ def train_sweep_fused(deadline: float | None) -> None:
     overrides = [arg for arg in sys.argv[1:]  # the sweep as given, without Hydra's own
                  if arg not in ("-m", "--multirun") and not arg.startswith("hydra")]
     configs = sweep_configs(overrides)
+    if not configs:  # every point left out (sweep.exclude)
+        return
     fingerprint = instantiate(configs[0].data, seed=configs[0].seed).fingerprint
     for group in fused_groups(configs, fingerprint, configs[0].fused_most):
         if len(group) < 2:

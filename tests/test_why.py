@@ -107,6 +107,14 @@ def test_identity_experiment_builds_evaluates_and_trains_on(tiny_archive, tmp_pa
     fig6 = ["experiment=fig6", "model.depth=8,14"]
     assert run_script("train.py", "-m", *fig6, *common, cwd=tmp_path).returncode == 0
     grid = ["experiment=identity", "model.depth=14", "init.from_depth=8"]
+    runs_before = set((tmp_path / "runs").iterdir())
+    without = [*grid, "analysis.budget.identity_further_training=false"]
+    assert run_script("train.py", "-m", *without, *common, cwd=tmp_path).returncode == 0
+    assert set((tmp_path / "runs").iterdir()) == runs_before  # the sweep trained nothing
+    result = run_script("analyze.py", *without, *common, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    readme = (tmp_path / "results" / "identity" / "smoke" / "README.md").read_text()
+    assert "was not trained further" in readme
     assert run_script("train.py", "-m", *grid, *common, cwd=tmp_path).returncode == 0
     result = run_script("analyze.py", *grid, *common, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -3,10 +3,12 @@
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from resnet_repro.analysis.context import Context
 from resnet_repro.analysis.landscape import filter_normalized_direction, loss_surface
 from resnet_repro.analysis.lesion import lesion_errors, lesions
-from resnet_repro.analysis.nets import evaluate
+from resnet_repro.analysis.nets import BF16, FP32, evaluate, findings_of_short_runs, in_precision
 from resnet_repro.models.surgery import block_inputs, forward_deleting, without_blocks
 
 from .test_sweep import run_script
@@ -104,14 +106,16 @@ def test_lesion_experiment_writes_its_figure(trained_pair):
     medians = pd.read_csv(out / "lesion_random.csv")
     assert set(medians["net"]) == {"resnet-14"} and set(medians["k"]) == {1, 2, 3, 5}
     assert (out / "lesion.png").exists() and (out / "lesion.pdf").exists()
-    assert "post-activation" in (out / "README.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert "post-activation" in readme and "- Evaluated in fp32." in readme
+    assert "far from converged (the cpu profile's" in readme  # short runs' caveat
 
 
 def test_landscape_experiment_writes_curves_and_contours(trained_pair):
     from resnet_repro.analysis.landscape import plot_contours, plot_curves
     work, common = trained_pair
     result = run_script("analyze.py", "experiment=landscape", "model.depth=14", *common,
-                        cwd=work)
+                        "analysis.budget.precision=bf16-mixed", cwd=work)
     assert result.returncode == 0, result.stderr[-2000:]
     out = work / "results" / "landscape" / "smoke"
     curves = pd.read_csv(out / "landscape_1d.csv")
@@ -128,3 +132,35 @@ def test_landscape_experiment_writes_curves_and_contours(trained_pair):
     assert len(levels) == 2 and levels[0] == levels[1]  # the same contour levels for both
     for name in ("landscape_1d", "landscape_2d"):
         assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists()
+    readme = (out / "README.md").read_text()
+    assert "Evaluated in bf16 autocast" in readme
+    assert "  - plain-14: loss " in readme and "  - resnet-14: loss " in readme  # the fp32 check
+
+
+def test_bf16_evaluation_is_autocast_close_to_fp32_and_leaves_the_weights_fp32():
+    net = trained_like("A", depth=20)
+    images, labels = torch.randn(48, 3, 32, 32), torch.randint(0, 10, (48,))
+    fp32, bf16 = evaluate(net, images, labels, 16, FP32), evaluate(net, images, labels, 16, BF16)
+    assert bf16[0] != fp32[0]  # bf16 arithmetic did run
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.02)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    cases = lesions(net, draws=0, generator=torch.Generator())
+    assert lesion_errors(net, images, labels, cases, 16, BF16)[0] == bf16[1]  # intact, alike
+    with pytest.raises(ValueError, match="use 32-true or bf16-mixed"):
+        in_precision(net, "16-mixed")
+
+
+def test_a_paper_profile_readme_quotes_the_cpu_profiles_findings(tmp_path):
+    cpu = tmp_path / "lesion" / "cpu"
+    cpu.mkdir(parents=True)
+    (cpu / "README.md").write_text("# Lesion\n\n## What it shows\n\n- resnet-56: 31 %\n"
+                                   "  k=1 32 %.\n\nBeside Veit et al.: ...\n")
+
+    def section(profile):
+        return findings_of_short_runs(Context(
+            config=OmegaConf.create({"profile_name": profile}), runs=[],
+            out_dir=tmp_path / "lesion" / profile, command="make", protocol=[]))
+    quoted = section("paper")
+    assert quoted[0] == "## The same analysis on the `cpu` profile's nets"
+    assert quoted[-3:] == ["> - resnet-56: 31 %", ">   k=1 32 %.", ""]
+    assert section("cpu") == [] and section("smoke") == []

@@ -6,7 +6,8 @@ it: an optimization failure, not a limit of capacity.
 For each family (plain, ResNet): the trained shallow net, the trained deep net (from scratch)
 and the constructed deep net (``models.surgery.deepen``), evaluated alike (BN with its stored
 statistics, no augmentation); then the constructed plain net trained further at the profile's
-schedule (the run that ``experiment=identity`` trains).
+schedule (the run that ``experiment=identity`` trains), where the analysis budget asks for it
+(``identity_further_training``: hours of CPU at the paper's schedule).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from resnet_repro.analysis.collect import curves_of
-from resnet_repro.analysis.nets import dataset, evaluate, save_csv, write_readme
+from resnet_repro.analysis.nets import dataset, evaluate, precision_note, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
 from resnet_repro.models.surgery import deepen
 from resnet_repro.runs import Run, run_directory
 
 FAMILIES = {"plain": None, "ResNet": "A"}
+FURTHER = ("plain", "constructed, trained further")
 
 
 def variant(config: DictConfig, shortcut: str | None, depth: int, init=None) -> DictConfig:
@@ -35,12 +37,13 @@ def variant(config: DictConfig, shortcut: str | None, depth: int, init=None) -> 
 
 def runs_needed(config: DictConfig, fingerprint: str) -> dict[tuple[str, str], Run]:
     """(family, role) -> finished run: the shallow and deep nets of each family from scratch,
-    and the constructed plain net trained further (``config`` itself)."""
+    and the constructed plain net trained further (``config`` itself) where the budget asks."""
     shallow, deep = config.analysis.shallow_depth, config.analysis.deep_depth
     wanted = {(family, role): variant(config, shortcut, depth)
               for family, shortcut in FAMILIES.items()
               for role, depth in (("shallow", shallow), ("deep", deep))}
-    wanted[("plain", "constructed, trained further")] = config
+    if config.analysis.budget.identity_further_training:
+        wanted[FURTHER] = config
     found = {}
     for key, wanted_config in wanted.items():
         run = Run.read(run_directory(wanted_config, fingerprint))
@@ -66,15 +69,15 @@ def measure(config: DictConfig, runs: dict, budget) -> tuple[pd.DataFrame, dict]
             runs[(family, "deep")].load_net()
         nets[(family, f"{shallow.name} + identity layers = {config.analysis.deep_depth}")] = \
             deepen(shallow, config.analysis.deep_depth).eval()
-    further = runs[("plain", "constructed, trained further")]
-    nets[("plain", f"constructed, trained {further.iterations} iterations more")] = \
-        further.load_net()
+    if FURTHER in runs:
+        nets[("plain", f"constructed, trained {runs[FURTHER].iterations} iterations more")] = \
+            runs[FURTHER].load_net()
     rows, differences = [], {}
     for (family, what), net in nets.items():
         row = {"family": family, "net": what}
         for split, (images, labels) in splits.items():
             row[f"{split}_loss"], row[f"{split}_error"] = evaluate(
-                net, images, labels, budget.eval_batch_size)
+                net, images, labels, budget.eval_batch_size, budget.precision)
         rows.append(row)
     for family in FAMILIES:
         shallow = runs[(family, "shallow")].load_net()
@@ -115,9 +118,11 @@ def training_curves(runs: dict) -> pd.DataFrame:
     """The logged training error of the constructed plain net trained further, of the deep
     plain net trained from scratch, and of the shallow plain net it was built from."""
     frames = []
-    for key, label in ((("plain", "constructed, trained further"), "constructed, trained on"),
+    for key, label in ((FURTHER, "constructed, trained on"),
                        (("plain", "deep"), "from scratch"),
                        (("plain", "shallow"), "(the net it was built from)")):
+        if key not in runs:
+            continue
         curves = curves_of(runs[key].metrics())
         frames.append(curves[curves["split"] == "train"].assign(
             label=f"{runs[key].net} {label}"))
@@ -134,15 +139,17 @@ def run(context) -> dict:
                "curves": save_csv(curves, context.out_dir / "further_training.csv")}
     figure = plot_identity(table, curves, context.title("The identity construction"))
     written["png"], written["pdf"] = save_figure(figure, context.out_dir / "identity")
+    trained = {run.net: run.load_net() for run in runs.values()}
+    measured = measured_lines(budget) + precision_note(trained, *dataset(config, "test"), budget)
     written["readme"] = write_readme(
         context, context.title("The identity construction"), list(runs.values()),
-        measured_lines(budget), findings(table, differences, curves), ["identity.png"])
+        measured, findings(table, differences, curves), ["identity.png"])
     return written
 
 
 def measured_lines(budget) -> list[str]:
     return [
-        "- " + " ".join(__doc__.strip().splitlines()[5:10]),
+        "- " + " ".join(__doc__.strip().splitlines()[5:]),
         f"- Training error on {budget.identity_train_images} training images (a fixed random "
         "subset), test error on the whole test set, both in evaluation mode without "
         "augmentation (so the training errors differ from the ones logged during training, "
@@ -166,11 +173,19 @@ def findings(table: pd.DataFrame, differences: dict, curves: pd.DataFrame) -> li
             + ("a solution better than SGD's exists at that depth."
                if deep.train_error > constructed.train_error else
                "SGD found a solution at least as good as the constructed one."))
-    further = table[table["net"].str.startswith("constructed, trained")].iloc[0]
-    start = curves[curves["label"].str.contains("constructed")].sort_values("iteration")
-    lines.append(
-        f"- The constructed plain net trained further: logged training error "
-        f"{start['error'].iloc[0]:.1f} % after the first window and "
-        f"{start['error'].iloc[-1]:.1f} % at the end; evaluated as above "
-        f"{further.train_error:.2f} / {further.test_error:.2f} % training / test error.")
+    lines.append(further_training_line(table, curves))
     return lines
+
+
+def further_training_line(table: pd.DataFrame, curves: pd.DataFrame) -> str:
+    trained_on = table[table["net"].str.startswith("constructed, trained")]
+    if trained_on.empty:
+        return ("- The constructed plain net was not trained further: the analysis budget "
+                "leaves that run out (identity_further_training; at the paper's schedule it is "
+                "hours of CPU).")
+    further = trained_on.iloc[0]
+    start = curves[curves["label"].str.contains("constructed")].sort_values("iteration")
+    return (f"- The constructed plain net trained further: logged training error "
+            f"{start['error'].iloc[0]:.1f} % after the first window and "
+            f"{start['error'].iloc[-1]:.1f} % at the end; evaluated as above "
+            f"{further.train_error:.2f} / {further.test_error:.2f} % training / test error.")

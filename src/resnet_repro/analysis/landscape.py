@@ -15,7 +15,14 @@ from matplotlib.colors import LogNorm
 from torch import nn
 from tqdm.auto import tqdm
 
-from resnet_repro.analysis.nets import dataset, evaluate, save_csv, write_readme
+from resnet_repro.analysis.nets import (
+    FP32,
+    dataset,
+    evaluate,
+    precision_note,
+    save_csv,
+    write_readme,
+)
 from resnet_repro.analysis.plots import plt, save_figure
 from resnet_repro.runs import PLAIN
 
@@ -39,10 +46,10 @@ def filter_normalized_direction(net: nn.Module, generator: torch.Generator
 
 @torch.inference_mode()
 def loss_surface(net: nn.Module, directions: list[dict], coordinates: list[tuple],
-                 images: torch.Tensor, labels: torch.Tensor, batch_size: int
-                 ) -> list[tuple[float, float]]:
-    """(loss, error %) at θ + Σ cᵢ dᵢ for each tuple of coefficients c in ``coordinates``; the
-    net is restored to θ afterwards."""
+                 images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 precision: str = FP32) -> list[tuple[float, float]]:
+    """(loss, error %) at θ + Σ cᵢ dᵢ for each tuple of coefficients c in ``coordinates``,
+    evaluated in ``precision``; the net is restored to θ afterwards."""
     net.eval()
     origin = {name: p.detach().clone() for name, p in net.named_parameters()}
     results = []
@@ -54,7 +61,7 @@ def loss_surface(net: nn.Module, directions: list[dict], coordinates: list[tuple
                 for c, direction in zip(coefficients, directions, strict=True):
                     shifted.add_(direction[name], alpha=c)
                 parameter.copy_(shifted)
-            results.append(evaluate(net, images, labels, batch_size))
+            results.append(evaluate(net, images, labels, batch_size, precision))
     finally:
         for name, parameter in net.named_parameters():
             parameter.copy_(origin[name])
@@ -76,13 +83,14 @@ def measure(runs, images, labels, budget) -> tuple[pd.DataFrame, pd.DataFrame]:
         eta = filter_normalized_direction(net, generator)
         alphas = grid(2 * budget.landscape_points - 1)
         line = loss_surface(net, [delta], [(a,) for a in alphas], images, labels,
-                            budget.eval_batch_size)
+                            budget.eval_batch_size, budget.precision)
         curves.append(pd.DataFrame({"alpha": alphas, "loss": [v[0] for v in line],
                                     "error": [v[1] for v in line]}).assign(
             net=trained.net, depth=trained.depth, shortcut=trained.family))
         axis = grid(budget.landscape_points)
         points = [(a, b) for a in axis for b in axis]
-        plane = loss_surface(net, [delta, eta], points, images, labels, budget.eval_batch_size)
+        plane = loss_surface(net, [delta, eta], points, images, labels, budget.eval_batch_size,
+                             budget.precision)
         surfaces.append(pd.DataFrame({"alpha": [p[0] for p in points],
                                       "beta": [p[1] for p in points],
                                       "loss": [v[0] for v in plane]}).assign(
@@ -186,10 +194,12 @@ def run(context) -> dict:
         f"- On {len(labels)} training images (a fixed random subset); α and β over [-1, 1]: "
         f"{2 * points - 1} points in 1D, {points} x {points} in 2D. Contour levels are shared "
         "by all panels (log-spaced over the losses found).",
+        *precision_note({run.net: run.load_net() for run in runs}, images, labels, budget),
     ]
     written["readme"] = write_readme(
         context, context.title("Loss landscape"), runs, measured,
-        findings(curves, surfaces) + READING, ["landscape_1d.png", "landscape_2d.png"])
+        findings(curves, surfaces) + READING + ([] if context.profile == "paper" else SHORT_RUNS),
+        ["landscape_1d.png", "landscape_2d.png"])
     return written
 
 
@@ -198,6 +208,9 @@ READING = [
     "- Li et al. found ResNet-56's surface smooth and nearly convex around its minimum and the "
     "56-layer net without skip connections chaotic, with many local minima; their nets were "
     "converged (test errors near 6 % and 13 %).",
+]
+#: Said of nets short of the paper's schedule.
+SHORT_RUNS = [
     "- Nets trained for the cpu profile's 1,200 iterations are far from converged: the trained "
     "weights are not a minimum yet, so the lowest loss need not be at the centre, and the "
     "surface shows the region that SGD was crossing rather than the basin it would settle in. "

@@ -14,7 +14,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from resnet_repro.analysis.nets import dataset, save_csv, write_readme
+from resnet_repro.analysis.nets import (
+    FP32,
+    dataset,
+    in_precision,
+    layout,
+    precision_note,
+    save_csv,
+    write_readme,
+)
 from resnet_repro.analysis.plots import plt, save_figure
 from resnet_repro.models.surgery import block_inputs, forward_deleting, is_downsampling
 from resnet_repro.runs import PLAIN
@@ -46,18 +54,19 @@ def lesions(net, draws: int, generator: torch.Generator) -> list[dict]:
 
 @torch.inference_mode()
 def lesion_errors(net, images: torch.Tensor, labels: torch.Tensor, cases: list[dict],
-                  batch_size: int = 250) -> list[float]:
-    """Test error (%) of ``net`` under each case's deletions, batch by batch: the blocks before
-    the first deleted one run once per batch (``block_inputs``)."""
+                  batch_size: int = 250, precision: str = FP32) -> list[float]:
+    """Test error (%) of ``net`` under each case's deletions, batch by batch, in ``precision``:
+    the blocks before the first deleted one run once per batch (``block_inputs``)."""
     wrong = torch.zeros(len(cases), dtype=torch.long)
     batches = list(zip(images.split(batch_size), labels.split(batch_size), strict=True))
-    for batch, truth in tqdm(batches, desc=f"{getattr(net, 'name', 'net')} lesions",
-                             leave=False):
-        inputs = block_inputs(net, batch)
-        for index, case in enumerate(cases):
-            start = min(case["deleted"], default=0)
-            logits = forward_deleting(net, inputs[start], set(case["deleted"]), start)
-            wrong[index] += (logits.argmax(dim=1) != truth).sum()
+    with in_precision(net, precision):
+        for batch, truth in tqdm(batches, desc=f"{getattr(net, 'name', 'net')} lesions",
+                                 leave=False):
+            inputs = block_inputs(net, layout(batch, precision))
+            for index, case in enumerate(cases):
+                start = min(case["deleted"], default=0)
+                logits = forward_deleting(net, inputs[start], set(case["deleted"]), start)
+                wrong[index] += (logits.argmax(dim=1) != truth).sum()
     return (100.0 * wrong / len(labels)).tolist()
 
 
@@ -68,7 +77,8 @@ def measure(runs, images, labels, budget) -> pd.DataFrame:
         generator = torch.Generator().manual_seed(0)
         draws = budget.lesion_draws if trained.family != PLAIN else 0  # plain: singles only
         cases = lesions(net, draws, generator)
-        errors = lesion_errors(net, images, labels, cases, budget.eval_batch_size)
+        errors = lesion_errors(net, images, labels, cases, budget.eval_batch_size,
+                               budget.precision)
         frame = pd.DataFrame(cases).assign(test_error=errors, net=trained.net,
                                            depth=trained.depth, shortcut=trained.family)
         frame["deleted"] = [" ".join(str(i + 1) for i in d) for d in frame["deleted"]]
@@ -155,6 +165,9 @@ COMPARISON = [
     "on the sum) does, and deleting a block also changes what the later blocks' ReLUs and BN "
     "statistics see. Expect deletions to hurt somewhat more than in Veit et al.'s nets; the "
     "contrast that matters is with the plain nets, where no path survives a deleted pair.",
+]
+#: Said of nets short of the paper's schedule.
+SHORT_RUNS = [
     "- Where the nets are far from converged (the cpu profile's 1,200 iterations, test errors "
     "around 30 %), the intact error is already high and each block has had little training to "
     "specialize: the curves show how the damage grows with k and how residual and plain nets "
@@ -178,8 +191,10 @@ def run(context) -> dict:
         "- " + " ".join(__doc__.strip().splitlines()[3:8]),
         f"- On {len(labels)} test images (a fixed random subset); {budget.lesion_draws} random "
         "draws per k and pool (a fixed seed), for the ResNets; single deletions for every net.",
+        *precision_note({run.net: run.load_net() for run in runs}, images, labels, budget),
     ]
     written["readme"] = write_readme(
         context, context.title("Lesion study: deleting blocks of trained nets"), runs,
-        measured, findings(table, medians) + COMPARISON, ["lesion.png"])
+        measured, findings(table, medians) + COMPARISON
+        + ([] if context.profile == "paper" else SHORT_RUNS), ["lesion.png"])
     return written

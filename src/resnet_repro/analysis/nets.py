@@ -4,6 +4,7 @@ and the results folder's README."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -41,16 +42,58 @@ def dataset(config: DictConfig, split: str, count: int | None = None
     return datamodule.prepare(images, training=False), labels
 
 
+#: The evaluation precisions of ``analysis.budget.precision``, named as ``trainer.precision``.
+FP32, BF16 = "32-true", "bf16-mixed"
+
+
+def in_precision(net: nn.Module, precision: str) -> contextlib.AbstractContextManager:
+    """The context in which ``net`` evaluates in ``precision``: fp32 as it is; bf16 autocast
+    with the fp32 weights moved to channels_last (its inputs go there by ``layout``), this
+    project's fast CPU path (evaluation 1.9x as fast for ResNet-56: results/bench/)."""
+    if precision == FP32:
+        return contextlib.nullcontext()
+    if precision != BF16:
+        raise ValueError(f"analysis.budget.precision={precision}: use {FP32} or {BF16}")
+    net.to(memory_format=torch.channels_last)
+    return torch.autocast(next(net.parameters()).device.type, dtype=torch.bfloat16)
+
+
+def layout(batch: torch.Tensor, precision: str) -> torch.Tensor:
+    """A batch of images in the memory layout that ``in_precision`` evaluates."""
+    return batch if precision == FP32 else batch.contiguous(memory_format=torch.channels_last)
+
+
 @torch.inference_mode()
 def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             batch_size: int = 250) -> tuple[float, float]:
-    """(mean cross-entropy loss, error %) of ``net`` as it is (mode unchanged) on the set."""
+             batch_size: int = 250, precision: str = FP32) -> tuple[float, float]:
+    """(mean cross-entropy loss, error %) of ``net`` as it is (mode unchanged) on the set, in
+    ``precision`` (the loss from fp32 logits)."""
     loss, wrong = 0.0, 0
-    for batch, truth in zip(images.split(batch_size), labels.split(batch_size), strict=True):
-        logits = net(batch)
-        loss += F.cross_entropy(logits, truth, reduction="sum").item()
-        wrong += (logits.argmax(dim=1) != truth).sum().item()
+    with in_precision(net, precision):
+        for batch, truth in zip(images.split(batch_size), labels.split(batch_size),
+                                strict=True):
+            logits = net(layout(batch, precision)).float()
+            loss += F.cross_entropy(logits, truth, reduction="sum").item()
+            wrong += (logits.argmax(dim=1) != truth).sum().item()
     return loss / len(labels), 100.0 * wrong / len(labels)
+
+
+def precision_note(nets: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor,
+                   budget) -> list[str]:
+    """README lines saying the evaluation precision; in bf16 each intact net is evaluated in
+    fp32 too, and the two (loss, error) stated side by side: the evidence that bf16 changes
+    nothing the analysis concludes, measured on the very nets it analyses."""
+    if budget.precision == FP32:
+        return ["- Evaluated in fp32."]
+    lines = [f"- Evaluated in bf16 autocast (fp32 weights, loss from fp32 logits). The check, "
+             f"on the same {len(labels)} images, each intact net in fp32 against bf16:"]
+    for name, net in nets.items():
+        fp32, bf16 = (evaluate(net, images, labels, budget.eval_batch_size, precision)
+                      for precision in (FP32, BF16))
+        lines.append(f"  - {name}: loss {fp32[0]:.4f} against {bf16[0]:.4f} (relative "
+                     f"{abs(bf16[0] - fp32[0]) / fp32[0]:.1%}), error {fp32[1]:.2f} against "
+                     f"{bf16[1]:.2f} %.")
+    return lines
 
 
 def save_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -78,10 +121,35 @@ def write_readme(context: Context, title: str, runs: list[Run], measured: list[s
         "", "## What was measured", "", *measured,
         "", "## What it shows", "", *findings, "",
         *(f"![{name}]({name})" for name in figures), "",
+        *findings_of_short_runs(context),
     ]
     path = context.out_dir / "README.md"
     path.write_text("\n".join(lines))
     return path
+
+
+#: The profile of short runs whose findings a paper-profile analysis sets beside its own.
+SHORT_PROFILE = "cpu"
+
+
+def findings_of_short_runs(context: Context) -> list[str]:
+    """At the paper profile, the same analysis's findings on the short cpu-profile nets, quoted
+    from their committed README (``results/<analysis>/cpu/README.md``), to set what holds at
+    convergence beside what the 1,200-iteration nets showed; nothing elsewhere."""
+    readme = context.out_dir.parent / SHORT_PROFILE / "README.md"
+    if context.profile != "paper" or not readme.exists():
+        return []
+    return [f"## The same analysis on the `{SHORT_PROFILE}` profile's nets", "",
+            f"Quoted from [../{SHORT_PROFILE}/README.md](../{SHORT_PROFILE}/README.md) (nets "
+            "trained for 1,200 iterations, far from converged):", "",
+            *(f"> {line}" if line else ">" for line in shown_findings(readme.read_text())), ""]
+
+
+def shown_findings(readme: str) -> list[str]:
+    """The findings of an analysis README: its "What it shows" section up to the first
+    blank line (the measured bullets; the comparisons with the literature follow it)."""
+    lines = readme.split("## What it shows\n\n", 1)[1].splitlines()
+    return lines[:lines.index("")] if "" in lines else lines
 
 
 def final_test_error(run: Run) -> float:

@@ -32,12 +32,13 @@ def sweep_choices(overrides: list[str]) -> dict:
     return dict(compose_train(fixed, return_hydra_config=True).hydra.runtime.choices)
 
 
-def sweep_configs(overrides: list[str]) -> list[DictConfig]:
+def sweep_configs(overrides: list[str], excluded: bool = False) -> list[DictConfig]:
     """One composed config per point of the sweep that ``train.py -m <overrides>`` runs: the
     experiment's own grid (``hydra.sweeper.params``), with ``overrides`` taking precedence key
     by key, as in Hydra's basic sweeper: a comma list replaces the grid's axis, and a single
     value (``seed=0``) fixes it (Hydra then runs that one point per duplicate, which the run
-    directories skip). Points that ``sweep.exclude`` leaves out are left out here too."""
+    directories skip). Points that ``sweep.exclude`` leaves out are left out here too, unless
+    ``excluded``."""
     parser, parsed, fixed = _split(overrides)
     sweeps = {o.get_key_element(): o for o in parsed if o.is_sweep_override()}
     grid = dict(compose_train(fixed, return_hydra_config=True).hydra.sweeper.params or {})
@@ -47,7 +48,7 @@ def sweep_configs(overrides: list[str]) -> list[DictConfig]:
             sweeps.setdefault(override.get_key_element(), override)
     axes = [_axis(override) for override in sweeps.values()]
     configs = [compose_train(fixed + list(point)) for point in itertools.product(*axes)]
-    return [config for config in configs if sweep_exclusion(config) is None]
+    return [config for config in configs if excluded or sweep_exclusion(config) is None]
 
 
 def _axis(override) -> list[str]:

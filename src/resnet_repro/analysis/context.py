@@ -45,6 +45,12 @@ class Context:
         return self.config.profile_name
 
     @property
+    def short_schedule(self) -> bool:
+        """Whether the runs train on a schedule shorter than the paper's (every profile but
+        paper): their nets are far from converged, which an analysis README must say."""
+        return self.profile != "paper"
+
+    @property
     def budget(self) -> DictConfig:
         """How much an analysis of trained nets evaluates (conf/analysis_budget/)."""
         return self.config.analysis.budget

@@ -198,7 +198,7 @@ def run(context) -> dict:
     ]
     written["readme"] = write_readme(
         context, context.title("Loss landscape"), runs, measured,
-        findings(curves, surfaces) + READING + ([] if context.profile == "paper" else SHORT_RUNS),
+        findings(curves, surfaces) + READING + (SHORT_RUNS if context.short_schedule else []),
         ["landscape_1d.png", "landscape_2d.png"])
     return written
 

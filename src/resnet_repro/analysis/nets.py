@@ -137,7 +137,7 @@ def findings_of_short_runs(context: Context) -> list[str]:
     from their committed README (``results/<analysis>/cpu/README.md``), to set what holds at
     convergence beside what the 1,200-iteration nets showed; nothing elsewhere."""
     readme = context.out_dir.parent / SHORT_PROFILE / "README.md"
-    if context.profile != "paper" or not readme.exists():
+    if context.short_schedule or not readme.exists():
         return []
     return [f"## The same analysis on the `{SHORT_PROFILE}` profile's nets", "",
             f"Quoted from [../{SHORT_PROFILE}/README.md](../{SHORT_PROFILE}/README.md) (nets "

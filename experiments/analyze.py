@@ -15,7 +15,12 @@ from hydra.utils import get_class
 
 from resnet_repro.analysis.context import Context
 from resnet_repro.analysis.recipes import recipe
-from resnet_repro.analysis.sweep import sweep_choices, sweep_configs, sweep_run_directories
+from resnet_repro.analysis.sweep import (
+    left_out_of_grid,
+    sweep_choices,
+    sweep_configs,
+    sweep_run_directories,
+)
 from resnet_repro.config import budget_description, protocol_description
 from resnet_repro.runs import read_runs
 
@@ -39,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         protocol=protocol_description(choices["protocol"]),
         budget_note=budget_description(choices["analysis_budget"], config.analysis.budget)
         if choices.get("analysis_budget") else [],
-        dataset_title=get_class(config.data._target_).title)
+        dataset_title=get_class(config.data._target_).title,
+        left_out=left_out_of_grid(args.overrides))
     written = recipe(config.experiment_name).run(context)
     if "summary" in written:
         _, summary = context.tables

@@ -10,19 +10,14 @@ the profile.
 import sys
 from pathlib import Path
 
-import torch
-from hydra.utils import instantiate
-
 from resnet_repro.analysis.status import status_table
-from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
+from resnet_repro.analysis.sweep import net_name, sweep_configs, sweep_run_directories
 from resnet_repro.config import compose_train
 
 
 def net_label(cfg) -> tuple[str, int, str]:
-    """(the net's own name, seed, precision) of a sweep point; the net is built on the meta
-    device (no memory)."""
-    with torch.device("meta"):
-        return instantiate(cfg.model).name, cfg.seed, str(cfg.trainer.precision)
+    """(the net's own name, seed, precision) of a sweep point."""
+    return net_name(cfg), cfg.seed, str(cfg.trainer.precision)
 
 
 def main(argv: list[str] | None = None) -> int:

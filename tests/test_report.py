@@ -78,3 +78,10 @@ def test_readme_quotes_how_the_profile_differs_from_the_paper():
                   "make reproduce-fig6", protocol=protocol)
     assert "- Profile `cpu`, as its config (conf/protocol/) describes it:" in text
     assert "  > The paper's schedule compressed 64000 -> 1200 iterations" in text
+
+
+def test_a_partial_grid_is_said_plainly():
+    rows = summary([("plain-20", 20, "plain", 0, 40.0, 38.0)])
+    text = readme("fig6", "paper", rows, "make reproduce-fig6", left_out=["plain-32", "resnet-32"])
+    assert "- A part of the experiment's grid: its plain-32, resnet-32 are left out" in text
+    assert "A part of" not in readme("fig6", "paper", rows, "make reproduce-fig6")

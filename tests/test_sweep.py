@@ -12,7 +12,7 @@ import pytest
 
 from resnet_repro.analysis.collect import summarize
 from resnet_repro.analysis.fig1 import plot_error_curves
-from resnet_repro.analysis.sweep import sweep_configs, sweep_run_directories
+from resnet_repro.analysis.sweep import left_out_of_grid, sweep_configs, sweep_run_directories
 from resnet_repro.runs import read_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,14 @@ def test_experiment_carries_its_own_grid(tiny_archive):
     assert [c.model.depth for c in wider] == [20, 32, 44]
     one_seed = sweep_configs(["experiment=table6", "model.depth=20,56", "seed=0"])
     assert [(c.model.depth, c.seed) for c in one_seed] == [(20, 0), (56, 0)]
+
+
+def test_a_narrowed_sweep_names_the_nets_of_the_figure_it_leaves_out():
+    partial = ["experiment=fig6", "profile=paper", "model.depth=20,56"]
+    assert left_out_of_grid(partial) == ["plain-32", "plain-44", "resnet-32", "resnet-44",
+                                         "resnet-110", "resnet-1202"]
+    assert left_out_of_grid(["experiment=fig6", "profile=cpu"]) == []
+    assert left_out_of_grid(["experiment=fig1", "profile=paper", "seed=1"]) == []
 
 
 def test_sweep_writes_one_finished_run_per_point(fig1_sweep):

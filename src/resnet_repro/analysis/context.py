@@ -20,7 +20,8 @@ class Context:
     """The sweep's first config (data, profile, analysis settings), its runs (every point of
     the grid, finished or not), the results folder, the command that redoes it, and the
     descriptions of the profile (``protocol``) and of the analysis budget (``budget_note``,
-    empty where the experiment evaluates no trained nets) for the README."""
+    empty where the experiment evaluates no trained nets) for the README, and the nets of the
+    experiment's grid that this sweep leaves out (``left_out``: a partial figure)."""
 
     config: DictConfig
     runs: list[Run]
@@ -28,6 +29,7 @@ class Context:
     command: str
     protocol: list[str]
     budget_note: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
     dataset_title: str = "CIFAR-10"
     started: float = field(default_factory=time.perf_counter)
 

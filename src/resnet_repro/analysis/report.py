@@ -57,7 +57,7 @@ def write_results(context: Context, figure: Figure | None = None, tables: list[T
         extra.append(f"![{experiment}]({experiment}.png)")
     written["readme"] = out_dir / "README.md"
     written["readme"].write_text(readme(experiment, context.profile, summary, context.command,
-                                        extra, context.protocol))
+                                        extra, context.protocol, context.left_out))
     return written
 
 
@@ -68,10 +68,11 @@ def heading(context: Context) -> str:
 
 def readme(
     experiment: str, profile: str, summary: pd.DataFrame, command: str, extra: list[str] = (),
-    protocol: list[str] = (),
+    protocol: list[str] = (), left_out: list[str] = (),
 ) -> str:
-    """What was run (with ``protocol``, the profile's description), the final errors, what
-    they show, then ``extra`` (tables, figure)."""
+    """What was run (with ``protocol``, the profile's description, and the nets of the
+    experiment's grid ``left_out``), the final errors, what they show, then ``extra`` (tables,
+    figure)."""
     done = summary[summary["status"] == "done"]
     lines = [
         f"# {experiment}, profile `{profile}`",
@@ -84,6 +85,9 @@ def readme(
         "## What was run",
         "",
         *_provenance(summary),
+        *([f"- A part of the experiment's grid: its {', '.join(left_out)} are left out "
+           "(not in this sweep), so the figure and tables show only the nets above."]
+          if left_out else []),
         *([f"- Profile `{profile}`, as its config (conf/protocol/) describes it:", "",
            *(f"  > {line}" if line else "  >" for line in protocol)] if protocol else []),
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -70,3 +71,21 @@ def sweep_run_directories(overrides: list[str]) -> list[Path]:
             fingerprints[data] = instantiate(config.data, seed=config.seed).fingerprint
     return [run_directory(c, fingerprints[(c.data._target_, str(c.data.source))])
             for c in configs]
+
+
+def net_name(config: DictConfig) -> str:
+    """The net's own name (``plain-20``), built on the meta device (no memory)."""
+    with torch.device("meta"):
+        return instantiate(config.model).name
+
+
+def left_out_of_grid(overrides: list[str]) -> list[str]:
+    """The nets of the experiment's own grid (at its profile) that ``overrides`` leave out of
+    this sweep (``model.depth=20,56`` narrows Figure 6's six depths to two), in the grid's
+    order: what a results README must say it does not show."""
+    _, parsed, fixed = _split(overrides)
+    axes = set(compose_train(fixed, return_hydra_config=True).hydra.sweeper.params or {})
+    whole = [o.input_line for o in parsed if o.get_key_element() not in axes]
+    here = {net_name(config) for config in sweep_configs(overrides)}
+    names = dict.fromkeys(net_name(config) for config in sweep_configs(whole))
+    return [name for name in names if name not in here]

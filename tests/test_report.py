@@ -85,3 +85,15 @@ def test_a_partial_grid_is_said_plainly():
     text = readme("fig6", "paper", rows, "make reproduce-fig6", left_out=["plain-32", "resnet-32"])
     assert "- A part of the experiment's grid: its plain-32, resnet-32 are left out" in text
     assert "A part of" not in readme("fig6", "paper", rows, "make reproduce-fig6")
+
+
+def test_a_run_resumed_across_commits_and_machines_names_each():
+    rows = summary([("plain-20", 20, "plain", 0, 1.1, 9.3),
+                    ("plain-56", 56, "plain", 0, 5.0, 13.0)])
+    rows["commit"] = ["18c3efa46d2a fad3e00383fc", "fad3e00383fc"]
+    rows["hardware"] = ["AMD EPYC (cpu); NVIDIA H200 (gpu)", "AMD EPYC (cpu)"]
+    rows["iterations"] = [64000.0, None]  # a float column, as beside a run not started
+    text = readme("fig1", "paper", rows, "make reproduce-fig1")
+    assert "- Code: commit 18c3efa46d, fad3e00383." in text
+    assert "- Hardware: AMD EPYC (cpu), NVIDIA H200 (gpu)." in text
+    assert "- Iterations: 64000 (the paper" in text

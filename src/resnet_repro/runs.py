@@ -210,6 +210,16 @@ class Run:
         return self.attempts[-1] if self.attempts else {}
 
     @property
+    def commits(self) -> list[str]:
+        """Every commit the run trained under, in the order of its attempts."""
+        return list(dict.fromkeys(a["commit"] for a in self.attempts if a.get("commit")))
+
+    @property
+    def dirty(self) -> bool:
+        """Whether any attempt ran code that differed from its commit."""
+        return any(a.get("dirty") for a in self.attempts)
+
+    @property
     def name(self) -> str:
         return self.folder.name
 

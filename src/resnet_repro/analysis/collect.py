@@ -88,9 +88,10 @@ def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
                for split in SPLITS.values()},
             **final_tests_of(metrics),
             "wall_seconds": run.wall_seconds,
-            "commit": attempt.get("commit"),
-            "dirty": attempt.get("dirty"),
-            "hardware": hardware_of(attempt),
+            "commit": " ".join(run.commits) or None,  # a run resumed across commits: each
+            "dirty": run.dirty,
+            "hardware": "; ".join(dict.fromkeys(filter(None, map(hardware_of, run.attempts))))
+            or None,
             "status": run.status,
             "updated": attempt.get("finished") or attempt.get("started"),
             "run": run.name,

@@ -24,8 +24,9 @@ def describe(run: Run) -> str:
     """One line naming a finished run and where its net came from."""
     return (f"{run.net} (seed {run.seed}, run {run.name}, profile {run.profile}, "
             f"{run.iterations} iterations, precision {run.precision}, "
-            f"commit {run.last_attempt['commit'][:10]}, data {Path(run.data_source).name}, "
-            f"trained on {hardware_of(run.last_attempt)})")
+            f"commit {', '.join(c[:10] for c in run.commits)}, data "
+            f"{Path(run.data_source).name}, trained on "
+            f"{'; '.join(dict.fromkeys(map(hardware_of, run.attempts)))})")
 
 
 def dataset(config: DictConfig, split: str, count: int | None = None

@@ -112,13 +112,13 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
     lines = [
         "- Runs: "
         + ", ".join(f"{r.net} (seed {r.seed}, {r.status})" for r in summary.itertuples()) + ".",
-        f"- Iterations: {', '.join(str(i) for i in summary['iterations'].dropna().unique())} "
+        f"- Iterations: {', '.join(str(int(i)) for i in summary['iterations'].dropna().unique())} "
         f"(the paper: {PAPER_ITERATIONS}).",
         f"- Data: {', '.join(summary['dataset'].dropna().unique())} (content sha256 "
         f"{', '.join(str(s)[:16] for s in summary['dataset_sha256'].dropna().unique())}...).",
-        f"- Hardware: {', '.join(summary['hardware'].dropna().unique())}.",
+        f"- Hardware: {', '.join(_each(summary['hardware'], '; '))}.",
         f"- Precision: {_precisions(summary)}.",
-        f"- Code: commit {', '.join(str(c)[:10] for c in summary['commit'].dropna().unique())}"
+        f"- Code: commit {', '.join(c[:10] for c in _each(summary['commit'], ' '))}"
         + _dirty_note(summary) + ".",
         "- Wall time: "
         + ", ".join(f"{r.net} {r.wall_seconds / 60:.1f} min" for r in summary.dropna(
@@ -130,6 +130,13 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
     if summary["dataset"].str.contains("png", case=False).any():
         lines.append(f"- {PNG_NOTE}")
     return lines
+
+
+def _each(column: pd.Series, separator: str) -> list[str]:
+    """The distinct values of a summary column whose cells may hold several (a run resumed
+    on other commits or machines), in order."""
+    return list(dict.fromkeys(value for cell in column.dropna()
+                              for value in str(cell).split(separator)))
 
 
 #: How each ``trainer.precision`` reads in a README.

@@ -31,6 +31,7 @@ def test_a_trained_net_loads_by_its_name_with_its_record(committed_runs):
     record = net.record
     assert record["seed"] == 0 and record["iterations"] == 20 and record["precision"] == "32-true"
     assert 0 <= record["test_error"] <= 100 and record["run"] == str(committed_runs.directory)
+    assert len(record["commits"]) == 1 and len(record["commits"][0]) == 40  # one attempt
 
 
 def test_a_net_without_a_finished_run_names_what_exists(committed_runs):

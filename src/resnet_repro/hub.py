@@ -1,7 +1,7 @@
 """Trained nets in one line, from the runs committed in ``results/runs/``:
 
     net = resnet_repro.pretrained("resnet-56", profile="cpu")
-    net.record["test_error"], net.record["commit"]
+    net.record["test_error"], net.record["commits"]
 
 The run is the one the profile's own protocol names for that net and seed (the config that
 ``make reproduce-<experiment> PROFILE=<profile>`` trains, on the exact CIFAR-10), so no run key
@@ -39,7 +39,8 @@ def pretrained(net: str, profile: str = "paper", seed: int = 0,
         "train_error": final_error(curves, "train", run.max_steps),
         "test_error": final_error(curves, "test", run.max_steps),
         "iterations": run.iterations, "precision": run.precision, "protocol": run.group,
-        "commit": run.last_attempt.get("commit"), "hardware": run.last_attempt.get("device"),
+        "commits": run.commits,  # every attempt's, where the run was resumed
+        "hardware": list(dict.fromkeys(a["device"] for a in run.attempts if "device" in a)),
         "run": str(run.folder.directory),
     }
     return model

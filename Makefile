@@ -44,9 +44,9 @@ verify:
 	$(PYTHON) experiments/verify.py
 
 # Where the runs of PROFILE stand (EXP=fig1: that experiment's): iterations, last errors,
-# devices, speed and time left on this machine.
+# devices, speed and time left on this machine (ARGS="model.depth=20,56" narrows the grid).
 status:
-	$(PYTHON) experiments/status.py profile=$(PROFILE) $(if $(EXP),experiment=$(EXP)) $(if $(DATA),data.source=$(DATA))
+	$(PYTHON) experiments/status.py profile=$(PROFILE) $(if $(EXP),experiment=$(EXP)) $(if $(DATA),data.source=$(DATA)) $(ARGS)
 
 # Throughput side by side (bare step, our loop, torchvision's loop, data pipelines alone), and
 # the speed settings (fp32/bf16, eager/compiled); BENCH_ARGS="--only settings --seconds 10".

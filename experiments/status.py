@@ -15,9 +15,9 @@ from resnet_repro.analysis.sweep import net_name, sweep_configs, sweep_run_direc
 from resnet_repro.config import compose_train
 
 
-def net_label(cfg) -> tuple[str, int, str]:
-    """(the net's own name, seed, precision) of a sweep point."""
-    return net_name(cfg), cfg.seed, str(cfg.trainer.precision)
+def net_label(cfg) -> tuple[str, int, str, int]:
+    """(the net's own name, seed, precision, max_steps) of a sweep point."""
+    return net_name(cfg), cfg.seed, str(cfg.trainer.precision), cfg.trainer.max_steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     if not directories:
         print("no runs found for", " ".join(overrides) or "the paper profile")
         return 0
-    print(status_table(directories, labels).to_string(index=False, na_rep="-"))
+    table = status_table(directories, labels)
+    print(table.to_string(index=False, na_rep="-"))
+    left = table["minutes_left_here"].sum(min_count=1)
+    if left == left:
+        unknown = table["minutes_left_here"].isna() & (table["status"] != "done")
+        print(f"\nabout {left / 60:.1f} h of training left on this machine"
+              + (f", and {int(unknown.sum())} runs of no known speed" if unknown.any() else ""))
     return 0
 
 

@@ -29,3 +29,19 @@ def test_attempt_speeds_count_each_attempt_from_where_it_began():
                  "wall_seconds": 100.0},
                 {"device": "cpu", "iterations_from": 1500}]  # running: not counted
     assert attempt_speeds(attempts) == [("gpu", 1000, 10.0), ("cpu", 500, 100.0)]
+
+
+def test_a_run_not_yet_timed_here_takes_its_twins_speed():
+    import pandas as pd
+
+    from resnet_repro.analysis.status import estimate_speeds
+    table = pd.DataFrame({
+        "net": ["plain-20", "plain-56", "resnet-20", "resnet-56"],
+        "status": ["done", "interrupted", "missing", "missing"],
+        "iterations": [64000, 8000, 0, 0], "of": [64000, 64000, 64000, 64000],
+        "precision": ["bf16-mixed", "bf16-mixed", "bf16-mixed", "32-true"],
+        "it_per_s_here": [6.5, 2.5, None, None], "minutes_left_here": [0.0, 373.3, None, None]})
+    estimated = estimate_speeds(table)
+    assert list(estimated["speed_from"].fillna("-")) == ["itself", "itself", "plain-20", "-"]
+    assert estimated.at[2, "minutes_left_here"] == round(64000 / 6.5 / 60, 1)
+    assert pd.isna(estimated.at[3, "minutes_left_here"])  # fp32 resnet-56: no fp32 56 timed

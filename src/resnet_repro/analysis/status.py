@@ -32,14 +32,14 @@ def last_point(curves: pd.DataFrame, split: str) -> tuple[float, int] | tuple[No
 
 
 def run_status(directory: Path, device: str | None = None,
-               label: tuple = (None, None, None)) -> dict:
+               label: tuple = (None, None, None, None)) -> dict:
     """One run's row; speed and time left are measured on ``device`` (this machine's);
-    ``label`` (net, seed, precision) names a run not started yet."""
+    ``label`` (net, seed, precision, max_steps) names a run not started yet."""
     run = Run.read(directory)
     curves = curves_of(run.metrics())
     logged = int(curves["iteration"].max()) if len(curves) else 0
     done = max(run.iterations or 0, logged)
-    max_steps = run.max_steps
+    max_steps = run.max_steps or label[3]
     device = device or hardware()["device"]
     here = [(n, s) for d, n, s in attempt_speeds(list(run.attempts)) if d == device and s > 0]
     speed = sum(n for n, _ in here) / sum(s for _, s in here) if here else float("nan")
@@ -60,6 +60,27 @@ def run_status(directory: Path, device: str | None = None,
 
 def status_table(directories: list[Path], labels: list[tuple] | None = None) -> pd.DataFrame:
     device = hardware()["device"]
-    labels = labels or [(None, None, None)] * len(directories)
-    return pd.DataFrame([run_status(directory, device, label)
-                         for directory, label in zip(directories, labels, strict=True)])
+    labels = labels or [(None, None, None, None)] * len(directories)
+    return estimate_speeds(pd.DataFrame([
+        run_status(directory, device, label)
+        for directory, label in zip(directories, labels, strict=True)]))
+
+
+def estimate_speeds(table: pd.DataFrame) -> pd.DataFrame:
+    """A run with no speed measured here (not started, or running its first attempt) takes
+    the speed of a run of the same depth and precision that has one: a plain net and its
+    ResNet twin do the same multiply-adds. ``speed_from`` names where each speed comes from."""
+    table = table.copy()
+    depth = table["net"].str.rsplit("-", n=1).str[-1]
+    table["speed_from"] = table["it_per_s_here"].notna().map({True: "itself", False: None})
+    for index in table.index[table["it_per_s_here"].isna()]:
+        alike = table[(depth == depth[index]) & (table["precision"] == table.at[index, "precision"])
+                      & (table["speed_from"] == "itself")]
+        if alike.empty:
+            continue
+        speed = float(alike["it_per_s_here"].iloc[0])
+        table.at[index, "it_per_s_here"] = speed
+        table.at[index, "minutes_left_here"] = round(
+            (table.at[index, "of"] - table.at[index, "iterations"]) / speed / 60, 1)
+        table.at[index, "speed_from"] = alike["net"].iloc[0]
+    return table

@@ -58,6 +58,11 @@ def hardware_of(attempt: dict) -> str | None:
             f"torch {attempt['torch']})")
 
 
+def hardware_of_run(run: Run) -> str | None:
+    """Every machine the run trained on, in the order of its attempts."""
+    return "; ".join(dict.fromkeys(filter(None, map(hardware_of, run.attempts)))) or None
+
+
 def final_error(curves: pd.DataFrame, split: str, max_steps: int | None = None) -> float:
     """The error at the run's last iteration; NaN where ``max_steps`` is given and the last
     logged point is not at it (an unfinished run, or one whose last evaluation is missing):
@@ -90,8 +95,7 @@ def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "wall_seconds": run.wall_seconds,
             "commit": " ".join(run.commits) or None,  # a run resumed across commits: each
             "dirty": run.dirty,
-            "hardware": "; ".join(dict.fromkeys(filter(None, map(hardware_of, run.attempts))))
-            or None,
+            "hardware": hardware_of_run(run),
             "status": run.status,
             "updated": attempt.get("finished") or attempt.get("started"),
             "run": run.name,

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from resnet_repro.analysis.collect import curves_of, final_error, hardware_of
+from resnet_repro.analysis.collect import curves_of, final_error, hardware_of, hardware_of_run
 from resnet_repro.analysis.context import Context
 from resnet_repro.runs import Run, hardware
 
@@ -26,7 +26,7 @@ def describe(run: Run) -> str:
             f"{run.iterations} iterations, precision {run.precision}, "
             f"commit {', '.join(c[:10] for c in run.commits)}, data "
             f"{Path(run.data_source).name}, trained on "
-            f"{'; '.join(dict.fromkeys(map(hardware_of, run.attempts)))})")
+            f"{hardware_of_run(run)})")
 
 
 def dataset(config: DictConfig, split: str, count: int | None = None

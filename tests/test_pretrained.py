@@ -8,6 +8,7 @@ from resnet_repro import hub
 from resnet_repro.config import compose_train
 from resnet_repro.data import CIFAR10DataModule
 from resnet_repro.data.sources import OFFICIAL_CONTENT
+from resnet_repro.runs import hardware
 from resnet_repro.training.launch import train
 from tests.test_sweep import ROOT
 
@@ -32,6 +33,8 @@ def test_a_trained_net_loads_by_its_name_with_its_record(committed_runs):
     assert record["seed"] == 0 and record["iterations"] == 20 and record["precision"] == "32-true"
     assert 0 <= record["test_error"] <= 100 and record["run"] == str(committed_runs.directory)
     assert len(record["commits"]) == 1 and len(record["commits"][0]) == 40  # one attempt
+    machine, trained_on = hardware(), record["hardware"]
+    assert trained_on.startswith(machine["device"]) and f"torch {machine['torch']}" in trained_on
 
 
 def test_a_net_without_a_finished_run_names_what_exists(committed_runs):

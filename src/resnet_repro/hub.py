@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from resnet_repro.analysis.collect import curves_of, final_error
+from resnet_repro.analysis.collect import curves_of, final_error, hardware_of_run
 from resnet_repro.config import CONF_DIR, compose_train
 from resnet_repro.data.sources import OFFICIAL_CONTENT
 from resnet_repro.runs import Run, run_directory
@@ -40,7 +40,7 @@ def pretrained(net: str, profile: str = "paper", seed: int = 0,
         "test_error": final_error(curves, "test", run.max_steps),
         "iterations": run.iterations, "precision": run.precision, "protocol": run.group,
         "commits": run.commits,  # every attempt's, where the run was resumed
-        "hardware": list(dict.fromkeys(a["device"] for a in run.attempts if "device" in a)),
+        "hardware": hardware_of_run(run),  # every machine it trained on
         "run": str(run.folder.directory),
     }
     return model

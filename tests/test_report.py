@@ -97,3 +97,16 @@ def test_a_run_resumed_across_commits_and_machines_names_each():
     assert "- Code: commit 18c3efa46d, fad3e00383." in text
     assert "- Hardware: AMD EPYC (cpu), NVIDIA H200 (gpu)." in text
     assert "- Iterations: 64000 (the paper" in text
+
+
+def test_a_run_of_the_papers_length_is_compared_with_the_paper_in_points():
+    rows = summary([("plain-20", 20, "plain", 0, 1.09, 9.31),
+                    ("plain-56", 56, "plain", 0, 4.0, 12.0)])
+    rows["iterations"] = 64000
+    rows.loc[1, "status"] = "running"
+    text = readme("fig1", "paper", rows, "make reproduce-fig1")
+    assert "ours - paper (train / test) |" in text
+    assert "| 1.3 / 9.6 | -0.2 / -0.3 |" in text  # plain-20: 1.09 - 1.3, 9.31 - 9.6
+    assert "| 5.6 / 13.3 | - |" in text  # unfinished: no difference
+    assert "ours - paper" not in readme("fig1", "cpu", summary([("plain-20", 20, "plain", 0,
+                                                                 39.8, 38.3)]), "make")

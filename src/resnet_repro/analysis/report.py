@@ -189,18 +189,28 @@ def _table(summary: pd.DataFrame) -> str:
                         f"{run.train_error:.1f} | {run.val_error:.1f} | {run.top1_10crop:.1f} | "
                         f"{run.top5_10crop:.1f} |")
         return "\n".join(rows)
+    at_paper_length = (summary["iterations"] == PAPER_ITERATIONS).any()
     rows = [
-        "| net | params | iterations | training error | test error | paper at 64k (train / test) |",
-        "|---|---:|---:|---:|---:|---|",
+        "| net | params | iterations | training error | test error | paper at 64k (train / test) |"
+        + (" ours - paper (train / test) |" if at_paper_length else ""),
+        "|---|---:|---:|---:|---:|---|" + ("---|" if at_paper_length else ""),
     ]
     for run in summary.sort_values(["shortcut", "depth"]).itertuples():
         paper = FIGURE6_FINAL.get(run.net)
-        paper_text = f"{paper[0]} / {paper[1]}" if paper else "-"
-        rows.append(
-            f"| {run.net} | {run.params:,} | {run.iterations} | {run.train_error:.1f} | "
-            f"{run.test_error:.1f} | {paper_text} |"
-        )
+        row = (f"| {run.net} | {run.params:,} | {run.iterations} | {run.train_error:.1f} | "
+               f"{run.test_error:.1f} | {f'{paper[0]} / {paper[1]}' if paper else '-'} |")
+        if at_paper_length:
+            row += f" {_difference(run, paper)} |"
+        rows.append(row)
     return "\n".join(rows)
+
+
+def _difference(run, paper: tuple[float, float] | None) -> str:
+    """Our final errors minus the paper's, in points, for a finished run of the paper's length
+    only (a shorter run's distance from the paper is its schedule's, not a finding)."""
+    if paper is None or run.status != "done" or run.iterations != PAPER_ITERATIONS:
+        return "-"
+    return f"{run.train_error - paper[0]:+.1f} / {run.test_error - paper[1]:+.1f}"
 
 
 def _trend(errors: pd.Series) -> str:

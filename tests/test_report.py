@@ -110,3 +110,15 @@ def test_a_run_of_the_papers_length_is_compared_with_the_paper_in_points():
     assert "| 5.6 / 13.3 | - |" in text  # unfinished: no difference
     assert "ours - paper" not in readme("fig1", "cpu", summary([("plain-20", 20, "plain", 0,
                                                                  39.8, 38.3)]), "make")
+
+
+def test_a_depth_trend_of_the_papers_length_is_set_beside_the_papers():
+    rows = summary([("plain-20", 20, "plain", 0, 1.09, 9.31),
+                    ("plain-56", 56, "plain", 0, 3.92, 12.06)])
+    rows["iterations"] = 64000
+    text = readme("fig1", "paper", rows, "make reproduce-fig1")
+    assert ("The paper at 64k: training error 1.3, 5.6 %, test error 9.6, 13.3 % (training 4.3, "
+            "test 3.7 points from depth 20 to 56; ours 1 seed per net, so the seed-to-seed "
+            "spread is not measured).") in text
+    rows["iterations"] = 1200
+    assert "The paper at 64k" not in readme("fig1", "cpu", rows, "make reproduce-fig1")

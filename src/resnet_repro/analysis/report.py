@@ -224,6 +224,23 @@ def _trend(errors: pd.Series) -> str:
     return "does not move monotonically with depth"
 
 
+def _papers_trend(family: pd.DataFrame) -> str:
+    """The paper's final errors for the same nets (Figure 6 at 64k), when every run of the
+    family went the paper's length, and how many seeds ours are: the size of the depth trend
+    set beside the paper's."""
+    nets = family.groupby("depth")["net"].first()
+    if len(nets) < 2 or not (family["iterations"] == PAPER_ITERATIONS).all() \
+            or not nets.isin(FIGURE6_FINAL.keys()).all():
+        return ""
+    train, test = zip(*(FIGURE6_FINAL[net] for net in nets), strict=True)
+    seeds = family.groupby("depth")["seed"].nunique().min()
+    spread = ", so the seed-to-seed spread is not measured" if seeds == 1 else ""
+    return (f" The paper at 64k: training error {', '.join(map(str, train))} %, test error "
+            f"{', '.join(map(str, test))} % (training {abs(train[-1] - train[0]):.1f}, test "
+            f"{abs(test[-1] - test[0]):.1f} points from depth {nets.index[0]} to "
+            f"{nets.index[-1]}; ours {seeds} seed{'s' if seeds > 1 else ''} per net{spread}).")
+
+
 def _one_protocol_per_net(done: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The runs of nets run under one protocol only, and a line naming any left out: runs of
     different protocols are never pooled into one mean."""
@@ -253,6 +270,7 @@ def _findings(done: pd.DataFrame, eval_column: str = "test_error") -> list[str]:
             f"{', '.join(f'{e:.1f}' for e in train)} %, {eval_name} error "
             f"{', '.join(f'{e:.1f}' for e in evaluated)} %. Training error {trend}"
             + (": the degradation problem." if degradation else ".")
+            + _papers_trend(done[done["shortcut"] == shortcut])
         )
     for (shortcut, depth), residual in means.drop(PLAIN, level="shortcut",
                                                   errors="ignore").iterrows():

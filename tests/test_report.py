@@ -122,3 +122,16 @@ def test_a_depth_trend_of_the_papers_length_is_set_beside_the_papers():
             "spread is not measured).") in text
     rows["iterations"] = 1200
     assert "The paper at 64k" not in readme("fig1", "cpu", rows, "make reproduce-fig1")
+
+
+def test_an_analysis_of_part_of_the_grid_says_which_nets_it_left_out(tmp_path):
+    from resnet_repro.analysis.context import Context
+    from resnet_repro.analysis.nets import write_readme
+
+    config = OmegaConf.create({"profile_name": "paper", "experiment_name": "lesion"})
+    context = Context(config=config, runs=[], out_dir=tmp_path, command="make reproduce-lesion",
+                      protocol=[], left_out=["plain-56", "resnet-56"])
+    text = write_readme(context, "Lesion study", [], [], [], []).read_text()
+    assert "- A part of the experiment's grid: its plain-56, resnet-56 are left out" in text
+    context.left_out = []
+    assert "A part of" not in write_readme(context, "Lesion study", [], [], [], []).read_text()

@@ -69,3 +69,12 @@ class Context:
 
     def title(self, what: str) -> str:
         return f"{what}, profile `{self.profile}`"
+
+
+def partial_grid_note(left_out: list[str]) -> list[str]:
+    """The README line naming the nets of the experiment's grid that a sweep left out (none
+    where it ran the whole grid)."""
+    if not left_out:
+        return []
+    return [f"- A part of the experiment's grid: its {', '.join(left_out)} are left out (not in "
+            "this sweep), so the figure and tables show only the nets above."]

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from resnet_repro.analysis.collect import curves_of, final_error, hardware_of, hardware_of_run
-from resnet_repro.analysis.context import Context
+from resnet_repro.analysis.context import Context, partial_grid_note
 from resnet_repro.runs import Run, hardware
 
 
@@ -117,6 +117,7 @@ def write_readme(context: Context, title: str, runs: list[Run], measured: list[s
         f"- The analysis ran on {hardware_of(hardware())} in {context.minutes:.1f} min "
         "of wall-clock time (with anything else the machine ran meanwhile).",
         *(f"- {describe(run)}: test error {final_test_error(run):.2f} %" for run in runs),
+        *partial_grid_note(context.left_out),
         *(["- Their profile, as its config (conf/protocol/) describes it:", "",
            *(f"  > {line}" if line else "  >" for line in description)] if description else []),
         "", "## What was measured", "", *measured,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from resnet_repro.analysis.context import Context
+from resnet_repro.analysis.context import Context, partial_grid_note
 from resnet_repro.analysis.paper import FIGURE6_FINAL, PAPER_ITERATIONS
 from resnet_repro.analysis.plots import save_figure
 from resnet_repro.analysis.tables import Table
@@ -85,9 +85,7 @@ def readme(
         "## What was run",
         "",
         *_provenance(summary),
-        *([f"- A part of the experiment's grid: its {', '.join(left_out)} are left out "
-           "(not in this sweep), so the figure and tables show only the nets above."]
-          if left_out else []),
+        *partial_grid_note(left_out),
         *([f"- Profile `{profile}`, as its config (conf/protocol/) describes it:", "",
            *(f"  > {line}" if line else "  >" for line in protocol)] if protocol else []),
         "",

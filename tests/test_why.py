@@ -115,6 +115,7 @@ def test_identity_experiment_builds_evaluates_and_trains_on(tiny_archive, tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     readme = (tmp_path / "results" / "identity" / "smoke" / "README.md").read_text()
     assert "was not trained further" in readme
+    assert "test error on all 50 test images" in readme  # the whole split, said so
     assert run_script("train.py", "-m", *grid, *common, cwd=tmp_path).returncode == 0
     result = run_script("analyze.py", *grid, *common, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

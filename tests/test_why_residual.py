@@ -108,6 +108,7 @@ def test_lesion_experiment_writes_its_figure(trained_pair):
     assert (out / "lesion.png").exists() and (out / "lesion.pdf").exists()
     readme = (out / "README.md").read_text()
     assert "post-activation" in readme and "- Evaluated in fp32." in readme
+    assert "- On all 50 test images;" in readme  # the whole tiny test split: no "subset"
     assert "far from converged (the cpu profile's" in readme  # short runs' caveat
 
 
@@ -133,6 +134,7 @@ def test_landscape_experiment_writes_curves_and_contours(trained_pair):
     for name in ("landscape_1d", "landscape_2d"):
         assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists()
     readme = (out / "README.md").read_text()
+    assert "- On 64 training images (a fixed random subset of " in readme
     assert "Evaluated in bf16 autocast" in readme
     assert "  - plain-14: loss " in readme and "  - resnet-14: loss " in readme  # the fp32 check
 

@@ -140,7 +140,7 @@ def run(context) -> dict:
     0..budget.gradient_seeds-1) and every finished run of the sweep."""
     config, budget = context.config, context.budget
     batch_size = config.data.batch_size
-    images, labels = dataset(config, "train", budget.gradient_batches * batch_size)
+    images, labels, words = dataset(config, "train", budget.gradient_batches * batch_size)
     batches = list(zip(images.split(batch_size), labels.split(batch_size), strict=True))
     frames = []
     for depth in config.analysis.init_depths:
@@ -162,7 +162,7 @@ def run(context) -> dict:
     written["png"], written["pdf"] = save_figure(figure, context.out_dir / "gradients")
     measured = [
         "- " + " ".join(__doc__.strip().splitlines()[2:]),
-        f"- Batches: {len(batches)} x {batch_size} training images (a fixed random subset). "
+        f"- Batches: {len(batches)} x {batch_size} of {words}. "
         f"Nets at initialization: depths {', '.join(map(str, config.analysis.init_depths))}, "
         f"plain and ResNet, seeds 0-{budget.gradient_seeds - 1}. Final weights: the runs listed "
         "above.",

@@ -56,11 +56,10 @@ def runs_needed(config: DictConfig, fingerprint: str) -> dict[tuple[str, str], R
     return found
 
 
-def measure(config: DictConfig, runs: dict, budget) -> tuple[pd.DataFrame, dict]:
-    """Training and test error (and loss) of every net, and each constructed net's largest
-    logit difference from its shallow net."""
-    splits = {"train": dataset(config, "train", budget.identity_train_images),
-              "test": dataset(config, "test")}
+def measure(splits: dict, config: DictConfig, runs: dict, budget
+            ) -> tuple[pd.DataFrame, dict]:
+    """Training and test error (and loss) of every net on ``splits`` (name: Sample), and each
+    constructed net's largest logit difference from its shallow net."""
     nets = {}
     for family in FAMILIES:
         shallow = runs[(family, "shallow")].load_net()
@@ -75,7 +74,7 @@ def measure(config: DictConfig, runs: dict, budget) -> tuple[pd.DataFrame, dict]
     rows, differences = [], {}
     for (family, what), net in nets.items():
         row = {"family": family, "net": what}
-        for split, (images, labels) in splits.items():
+        for split, (images, labels, _) in splits.items():
             row[f"{split}_loss"], row[f"{split}_error"] = evaluate(
                 net, images, labels, budget.eval_batch_size, budget.precision)
         rows.append(row)
@@ -83,7 +82,7 @@ def measure(config: DictConfig, runs: dict, budget) -> tuple[pd.DataFrame, dict]
         shallow = runs[(family, "shallow")].load_net()
         constructed = deepen(shallow, config.analysis.deep_depth).eval()
         with torch.inference_mode():
-            images = splits["test"][0]
+            images = splits["test"].images
             differences[family] = float((constructed(images) - shallow(images)).abs().max())
     return pd.DataFrame(rows), differences
 
@@ -133,25 +132,28 @@ def run(context) -> dict:
     config, budget = context.config, context.budget
     fingerprint = instantiate(config.data, seed=config.seed).fingerprint
     runs = runs_needed(config, fingerprint)
-    table, differences = measure(config, runs, budget)
+    splits = {"train": dataset(config, "train", budget.identity_train_images),
+              "test": dataset(config, "test")}
+    table, differences = measure(splits, config, runs, budget)
     curves = training_curves(runs)
     written = {"csv": save_csv(table.round(4), context.out_dir / "identity.csv"),
                "curves": save_csv(curves, context.out_dir / "further_training.csv")}
     figure = plot_identity(table, curves, context.title("The identity construction"))
     written["png"], written["pdf"] = save_figure(figure, context.out_dir / "identity")
     trained = {run.net: run.load_net() for run in runs.values()}
-    measured = measured_lines(budget) + precision_note(trained, *dataset(config, "test"), budget)
+    measured = measured_lines(splits) + precision_note(
+        trained, splits["test"].images, splits["test"].labels, budget)
     written["readme"] = write_readme(
         context, context.title("The identity construction"), list(runs.values()),
         measured, findings(table, differences, curves), ["identity.png"])
     return written
 
 
-def measured_lines(budget) -> list[str]:
+def measured_lines(splits: dict) -> list[str]:
     return [
         "- " + " ".join(__doc__.strip().splitlines()[5:]),
-        f"- Training error on {budget.identity_train_images} training images (a fixed random "
-        "subset), test error on the whole test set, both in evaluation mode without "
+        f"- Training error on {splits['train'].words}, test error on {splits['test'].words}, "
+        "both in evaluation mode without "
         "augmentation (so the training errors differ from the ones logged during training, "
         "which average augmented batches in training mode).",
         "- The constructed blocks compute the identity in evaluation mode only: in training "

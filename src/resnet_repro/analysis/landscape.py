@@ -19,6 +19,8 @@ from resnet_repro.analysis.nets import (
     FP32,
     dataset,
     evaluate,
+    measured_per_net,
+    per_net_note,
     precision_note,
     save_csv,
     write_readme,
@@ -72,30 +74,26 @@ def grid(points: int) -> np.ndarray:
     return np.linspace(-1.0, 1.0, points)
 
 
-def measure(runs, images, labels, budget) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The 1D curve (2 x points - 1 values of α) and the 2D surface (points x points) of every
-    run, with directions drawn from seed 0 (δ first, then η)."""
-    curves, surfaces = [], []
-    for trained in runs:
-        net = trained.load_net()
-        generator = torch.Generator().manual_seed(0)
-        delta = filter_normalized_direction(net, generator)
-        eta = filter_normalized_direction(net, generator)
-        alphas = grid(2 * budget.landscape_points - 1)
-        line = loss_surface(net, [delta], [(a,) for a in alphas], images, labels,
-                            budget.eval_batch_size, budget.precision)
-        curves.append(pd.DataFrame({"alpha": alphas, "loss": [v[0] for v in line],
-                                    "error": [v[1] for v in line]}).assign(
-            net=trained.net, depth=trained.depth, shortcut=trained.family))
-        axis = grid(budget.landscape_points)
-        points = [(a, b) for a in axis for b in axis]
-        plane = loss_surface(net, [delta, eta], points, images, labels, budget.eval_batch_size,
-                             budget.precision)
-        surfaces.append(pd.DataFrame({"alpha": [p[0] for p in points],
-                                      "beta": [p[1] for p in points],
-                                      "loss": [v[0] for v in plane]}).assign(
-            net=trained.net, depth=trained.depth, shortcut=trained.family))
-    return pd.concat(curves, ignore_index=True), pd.concat(surfaces, ignore_index=True)
+def landscape_tables(trained, images, labels, budget) -> dict[str, pd.DataFrame]:
+    """One trained net's 1D curve ("1d": 2 x points - 1 values of α) and 2D surface ("2d":
+    points x points), with directions drawn from seed 0 (δ first, then η)."""
+    net = trained.load_net()
+    generator = torch.Generator().manual_seed(0)
+    delta = filter_normalized_direction(net, generator)
+    eta = filter_normalized_direction(net, generator)
+    about = {"net": trained.net, "depth": trained.depth, "shortcut": trained.family}
+    alphas = grid(2 * budget.landscape_points - 1)
+    line = loss_surface(net, [delta], [(a,) for a in alphas], images, labels,
+                        budget.eval_batch_size, budget.precision)
+    curve = pd.DataFrame({"alpha": alphas, "loss": [v[0] for v in line],
+                          "error": [v[1] for v in line]}).assign(**about)
+    axis = grid(budget.landscape_points)
+    points = [(a, b) for a in axis for b in axis]
+    plane = loss_surface(net, [delta, eta], points, images, labels, budget.eval_batch_size,
+                         budget.precision)
+    surface = pd.DataFrame({"alpha": [p[0] for p in points], "beta": [p[1] for p in points],
+                            "loss": [v[0] for v in plane]}).assign(**about)
+    return {"1d": curve, "2d": surface}
 
 
 def plot_curves(curves: pd.DataFrame, title: str):
@@ -179,8 +177,10 @@ def run(context) -> dict:
     runs = context.finished
     if not runs:
         raise SystemExit("no finished runs to draw: train them first (make reproduce-fig6)")
-    images, labels = dataset(context.config, "train", budget.landscape_images)
-    curves, surfaces = measure(runs, images, labels, budget)
+    images, labels, words = dataset(context.config, "train", budget.landscape_images)
+    tables = measured_per_net(context, runs, lambda trained: landscape_tables(
+        trained, images, labels, budget))
+    curves, surfaces = tables["1d"], tables["2d"]
     written = {"curves": save_csv(curves, context.out_dir / "landscape_1d.csv"),
                "surfaces": save_csv(surfaces, context.out_dir / "landscape_2d.csv")}
     figure = plot_curves(curves, context.title("Training loss along a filter-normalized "
@@ -191,10 +191,11 @@ def run(context) -> dict:
     points = budget.landscape_points
     measured = [
         "- " + " ".join(__doc__.strip().splitlines()[2:7]),
-        f"- On {len(labels)} training images (a fixed random subset); α and β over [-1, 1]: "
+        f"- On {words}; α and β over [-1, 1]: "
         f"{2 * points - 1} points in 1D, {points} x {points} in 2D. Contour levels are shared "
         "by all panels (log-spaced over the losses found).",
         *precision_note({run.net: run.load_net() for run in runs}, images, labels, budget),
+        *per_net_note(context, runs),
     ]
     written["readme"] = write_readme(
         context, context.title("Loss landscape"), runs, measured,

@@ -19,6 +19,8 @@ from resnet_repro.analysis.nets import (
     dataset,
     in_precision,
     layout,
+    measured_per_net,
+    per_net_note,
     precision_note,
     save_csv,
     write_readme,
@@ -70,20 +72,18 @@ def lesion_errors(net, images: torch.Tensor, labels: torch.Tensor, cases: list[d
     return (100.0 * wrong / len(labels)).tolist()
 
 
-def measure(runs, images, labels, budget) -> pd.DataFrame:
-    frames = []
-    for trained in runs:
-        net = trained.load_net()
-        generator = torch.Generator().manual_seed(0)
-        draws = budget.lesion_draws if trained.family != PLAIN else 0  # plain: singles only
-        cases = lesions(net, draws, generator)
-        errors = lesion_errors(net, images, labels, cases, budget.eval_batch_size,
-                               budget.precision)
-        frame = pd.DataFrame(cases).assign(test_error=errors, net=trained.net,
-                                           depth=trained.depth, shortcut=trained.family)
-        frame["deleted"] = [" ".join(str(i + 1) for i in d) for d in frame["deleted"]]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+def lesion_table(trained, images, labels, budget) -> pd.DataFrame:
+    """Every case of ``lesions`` for one trained net (singles only for a plain net), with its
+    test error."""
+    net = trained.load_net()
+    generator = torch.Generator().manual_seed(0)
+    draws = budget.lesion_draws if trained.family != PLAIN else 0  # plain: singles only
+    cases = lesions(net, draws, generator)
+    errors = lesion_errors(net, images, labels, cases, budget.eval_batch_size, budget.precision)
+    frame = pd.DataFrame(cases).assign(test_error=errors, net=trained.net, depth=trained.depth,
+                                       shortcut=trained.family)
+    frame["deleted"] = [" ".join(str(i + 1) for i in d) for d in frame["deleted"]]
+    return frame
 
 
 def random_medians(table: pd.DataFrame) -> pd.DataFrame:
@@ -180,8 +180,9 @@ def run(context) -> dict:
     runs = context.finished
     if not runs:
         raise SystemExit("no finished runs to lesion: train them first (make reproduce-fig6)")
-    images, labels = dataset(context.config, "test", budget.lesion_images)
-    table = measure(runs, images, labels, budget)
+    images, labels, words = dataset(context.config, "test", budget.lesion_images)
+    table = measured_per_net(context, runs, lambda trained: {
+        "lesion": lesion_table(trained, images, labels, budget)})["lesion"]
     medians = random_medians(table)
     written = {"csv": save_csv(table, context.out_dir / "lesion.csv"),
                "medians": save_csv(medians.round(3), context.out_dir / "lesion_random.csv")}
@@ -189,9 +190,10 @@ def run(context) -> dict:
     written["png"], written["pdf"] = save_figure(figure, context.out_dir / "lesion")
     measured = [
         "- " + " ".join(__doc__.strip().splitlines()[3:8]),
-        f"- On {len(labels)} test images (a fixed random subset); {budget.lesion_draws} random "
+        f"- On {words}; {budget.lesion_draws} random "
         "draws per k and pool (a fixed seed), for the ResNets; single deletions for every net.",
         *precision_note({run.net: run.load_net() for run in runs}, images, labels, budget),
+        *per_net_note(context, runs),
     ]
     written["readme"] = write_readme(
         context, context.title("Lesion study: deleting blocks of trained nets"), runs,

@@ -5,19 +5,22 @@ and the results folder's README."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from resnet_repro.analysis.collect import curves_of, final_error, hardware_of, hardware_of_run
 from resnet_repro.analysis.context import Context, partial_grid_note
-from resnet_repro.runs import Run, hardware
+from resnet_repro.runs import Run, git_commit, hardware
 
 
 def describe(run: Run) -> str:
@@ -29,18 +32,31 @@ def describe(run: Run) -> str:
             f"{hardware_of_run(run)})")
 
 
-def dataset(config: DictConfig, split: str, count: int | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+class Sample(NamedTuple):
+    """Images of one split as evaluation sees them, their labels, and the words a README uses
+    for them (all of the split, or how large a subset of how many)."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    words: str
+
+
+SPLIT_WORDS = {"train": "training", "test": "test"}
+
+
+def dataset(config: DictConfig, split: str, count: int | None = None) -> Sample:
     """``count`` images of ``split`` (train or test; all by default), normalized as evaluation
     sees them (no augmentation), with their labels. A subset is a fixed random one (seed 0):
     the splits are stored class by class, so their first images are all of one class."""
     datamodule = instantiate(config.data, seed=config.seed)
     datamodule.setup()
     images, labels = datamodule.splits[split].tensors
-    if count is not None and count < len(labels):
-        chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:count]
+    total = len(labels)
+    words = f"all {total} {SPLIT_WORDS[split]} images"
+    if count is not None and count < total:
+        chosen = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:count]
         images, labels = images[chosen], labels[chosen]
-    return datamodule.prepare(images, training=False), labels
+        words = f"{count} {SPLIT_WORDS[split]} images (a fixed random subset of {total})"
+    return Sample(datamodule.prepare(images, training=False), labels, words)
 
 
 #: The evaluation precisions of ``analysis.budget.precision``, named as ``trainer.precision``.
@@ -101,6 +117,57 @@ def save_csv(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return path
+
+
+#: The folder, in an analysis's results folder, that keeps what it measured on each net.
+PER_NET = "per_net"
+
+
+def measured_per_net(context: Context, runs: list[Run],
+                     measure: Callable[[Run], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """The tables ``measure`` makes of each run's net, concatenated over the runs. Each net's
+    tables are kept in ``per_net/`` of the results folder with a record of the budget, commit,
+    machine and minutes they took, and taken from there by a later call with the same budget:
+    an analysis stopped halfway, or rerun with one more net, measures only what it has not."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for run in runs:
+        for name, frame in kept_or_measured(context, run, measure).items():
+            parts.setdefault(name, []).append(frame)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+
+
+def kept_or_measured(context: Context, run: Run,
+                     measure: Callable[[Run], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """One net's tables, as read back from ``per_net/`` (measured first where no record there
+    has this budget). The record is written last, so a crash leaves no half-kept net."""
+    folder = context.out_dir / PER_NET
+    record_path = folder / f"{run.name}.json"
+    budget = OmegaConf.to_container(context.budget, resolve=True)
+    if not record_path.exists() or json.loads(record_path.read_text())["budget"] != budget:
+        started = time.perf_counter()
+        tables = measure(run)
+        for name, frame in tables.items():
+            save_csv(frame, folder / f"{run.name}.{name}.csv")
+        record_path.write_text(json.dumps({
+            "net": run.net, "budget": budget, "tables": list(tables),
+            "minutes": round((time.perf_counter() - started) / 60, 2),
+            "date": time.strftime("%Y-%m-%d"), "code": git_commit(), "hardware": hardware(),
+        }, indent=1) + "\n")
+    record = json.loads(record_path.read_text())
+    return {name: pd.read_csv(folder / f"{run.name}.{name}.csv") for name in record["tables"]}
+
+
+def per_net_note(context: Context, runs: list[Run]) -> list[str]:
+    """README lines saying what each net's measurement cost, when, where and at which commit."""
+    lines = [f"- Measured net by net, each kept in [{PER_NET}/]({PER_NET}/) (a rerun with this "
+             "budget measures only the nets not kept there):"]
+    for run in runs:
+        record = json.loads((context.out_dir / PER_NET / f"{run.name}.json").read_text())
+        code = record["code"]
+        lines.append(f"  - {record['net']}: {record['minutes']:.1f} min on "
+                     f"{hardware_of(record['hardware'])}, {record['date']}, commit "
+                     f"{code['commit'][:10]}{' (dirty)' if code['dirty'] else ''}.")
+    return lines
 
 
 def write_readme(context: Context, title: str, runs: list[Run], measured: list[str],

@@ -135,3 +135,19 @@ def test_an_analysis_of_part_of_the_grid_says_which_nets_it_left_out(tmp_path):
     assert "- A part of the experiment's grid: its plain-56, resnet-56 are left out" in text
     context.left_out = []
     assert "A part of" not in write_readme(context, "Lesion study", [], [], [], []).read_text()
+
+
+def test_an_analysis_names_the_runs_of_its_sweep_that_have_not_finished():
+    from types import SimpleNamespace
+
+    from resnet_repro.analysis.nets import unfinished_note
+
+    done = SimpleNamespace(done=True, net="resnet-20", name="d64d", iterations=64000,
+                           max_steps=64000)
+    training = SimpleNamespace(done=False, net="resnet-56", name="619e", iterations=41700,
+                               max_steps=64000)
+    missing = SimpleNamespace(done=False, net=None, name="abcd", iterations=None, max_steps=None)
+    assert unfinished_note([done]) == []
+    assert unfinished_note([done, training, missing]) == [
+        "- Not finished training, so left out of the analysis: resnet-56 (run 619e, 41700 of "
+        "64000 iterations), a run not started (run abcd, 0 of ? iterations)."]

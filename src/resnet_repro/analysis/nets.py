@@ -185,6 +185,7 @@ def write_readme(context: Context, title: str, runs: list[Run], measured: list[s
         "of wall-clock time (with anything else the machine ran meanwhile).",
         *(f"- {describe(run)}: test error {final_test_error(run):.2f} %" for run in runs),
         *partial_grid_note(context.left_out),
+        *unfinished_note(context.runs),
         *(["- Their profile, as its config (conf/protocol/) describes it:", "",
            *(f"  > {line}" if line else "  >" for line in description)] if description else []),
         "", "## What was measured", "", *measured,
@@ -195,6 +196,17 @@ def write_readme(context: Context, title: str, runs: list[Run], measured: list[s
     path = context.out_dir / "README.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def unfinished_note(runs: list[Run]) -> list[str]:
+    """The README line naming the sweep's runs that have not finished, which an analysis of
+    trained nets leaves out (none where every run finished)."""
+    unfinished = [f"{run.net or 'a run not started'} (run {run.name}, "
+                  f"{run.iterations or 0} of {run.max_steps or '?'} iterations)"
+                  for run in runs if not run.done]
+    if not unfinished:
+        return []
+    return [f"- Not finished training, so left out of the analysis: {', '.join(unfinished)}."]
 
 
 #: The profile of short runs whose findings a paper-profile analysis sets beside its own.

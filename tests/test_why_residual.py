@@ -1,12 +1,13 @@
 """Why residual nets work: the lesion study and the loss landscape."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from resnet_repro.analysis.context import Context
-from resnet_repro.analysis.landscape import filter_normalized_direction, loss_surface
+from resnet_repro.analysis.landscape import filter_normalized_direction, local_minima, loss_surface
 from resnet_repro.analysis.lesion import lesion_errors, lesions
 from resnet_repro.analysis.nets import BF16, FP32, evaluate, findings_of_short_runs, in_precision
 from resnet_repro.models.surgery import block_inputs, forward_deleting, without_blocks
@@ -84,6 +85,18 @@ def test_the_landscape_at_the_origin_is_the_trained_nets_loss_and_leaves_it_unch
     assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())
 
 
+
+def test_local_minima_count_one_for_a_bowl_and_each_further_dip():
+    axis = np.linspace(-1.0, 1.0, 5)
+    points = pd.DataFrame([(a, b) for a in axis for b in axis], columns=["alpha", "beta"])
+    bowl = points.assign(loss=points["alpha"] ** 2 + points["beta"] ** 2 + 0.1)
+    assert local_minima(bowl) == [(0.0, 0.0, 0.1)]
+    dip = bowl["alpha"].eq(1.0) & bowl["beta"].eq(-1.0)
+    dented = bowl.assign(loss=bowl["loss"].mask(dip, 0.05))  # a corner below its 3 neighbours
+    assert local_minima(dented) == [(1.0, -1.0, 0.05), (0.0, 0.0, 0.1)]  # lowest first
+    ridge = bowl.assign(loss=bowl["loss"].mask(bowl["alpha"].eq(0.5) & bowl["beta"].eq(0.0), 0.1))
+    assert local_minima(ridge) == []  # a tie is not below every neighbour
+
 @pytest.fixture(scope="module")
 def trained_pair(tiny_archive, tmp_path_factory):
     work = tmp_path_factory.mktemp("why-residual")
@@ -137,6 +150,7 @@ def test_landscape_experiment_writes_curves_and_contours(trained_pair):
     assert "- On 64 training images (a fixed random subset of " in readme
     assert "Evaluated in bf16 autocast" in readme
     assert "  - plain-14: loss " in readme and "  - resnet-14: loss " in readme  # the fp32 check
+    assert "local minima on the grid" in readme or "local minimum on the grid" in readme
 
 
 def test_bf16_evaluation_is_autocast_close_to_fp32_and_leaves_the_weights_fp32():

@@ -160,16 +160,35 @@ def findings(curves: pd.DataFrame, surfaces: pd.DataFrame) -> list[str]:
             f"- {net}: training loss {centre['loss']:.3f} ({centre['error']:.1f} % error) at "
             f"the trained weights, {ends.min():.3g}-{ends.max():.3g} at α = ±1 along δ; over the "
             f"2D grid {plane.min():.3g} to {plane.max():.3g} (max / min "
-            f"{plane.max() / plane.min():.3g}), {_minimum_note(surfaces, net)}.")
+            f"{plane.max() / plane.min():.3g}); {_minima_note(surfaces[surfaces['net'] == net])}.")
     return lines
 
 
-def _minimum_note(surfaces: pd.DataFrame, net: str) -> str:
-    rows = surfaces[surfaces["net"] == net]
-    lowest = rows.loc[rows["loss"].idxmin()]
-    where = "at the trained weights" if lowest["alpha"] == 0 and lowest["beta"] == 0 else (
-        f"lowest at (α, β) = ({lowest['alpha']:.2f}, {lowest['beta']:.2f})")
-    return where
+def local_minima(rows: pd.DataFrame) -> list[tuple[float, float, float]]:
+    """(α, β, loss) of each point of one net's 2D grid whose loss is below that of every
+    neighbour (up to 8): one for a bowl, several for a surface with many local minima (Li et
+    al.'s chaotic plain-56), lowest first."""
+    table = rows.pivot(index="beta", columns="alpha", values="loss")
+    loss = table.to_numpy()
+    padded = np.pad(loss, 1, constant_values=np.inf)
+    height, width = loss.shape
+    lowest = np.ones_like(loss, dtype=bool)
+    for down in (-1, 0, 1):
+        for right in (-1, 0, 1):
+            if down or right:
+                lowest &= loss < padded[1 + down:1 + down + height, 1 + right:1 + right + width]
+    return sorted(((float(table.columns[j]), float(table.index[i]), float(loss[i, j]))
+                   for i, j in np.argwhere(lowest)), key=lambda minimum: minimum[2])
+
+
+def _minima_note(rows: pd.DataFrame) -> str:
+    minima = local_minima(rows)
+    where = ", ".join(f"({alpha:.2f}, {beta:.2f}) at {loss:.3g}"
+                      for alpha, beta, loss in minima[:6])
+    more = ", ..." if len(minima) > 6 else ""
+    return (f"{len(minima)} local minim{'um' if len(minima) == 1 else 'a'} on the grid "
+            f"(points below all their neighbours, lowest first; chance is a loss of ln 10 = 2.3): "
+            f"{where}{more}")
 
 
 def run(context) -> dict:

@@ -85,7 +85,6 @@ def test_the_landscape_at_the_origin_is_the_trained_nets_loss_and_leaves_it_unch
     assert all(torch.equal(p, before[n]) for n, p in net.named_parameters())
 
 
-
 def test_local_minima_count_one_for_a_bowl_and_each_further_dip():
     axis = np.linspace(-1.0, 1.0, 5)
     points = pd.DataFrame([(a, b) for a in axis for b in axis], columns=["alpha", "beta"])
@@ -96,6 +95,7 @@ def test_local_minima_count_one_for_a_bowl_and_each_further_dip():
     assert local_minima(dented) == [(1.0, -1.0, 0.05), (0.0, 0.0, 0.1)]  # lowest first
     ridge = bowl.assign(loss=bowl["loss"].mask(bowl["alpha"].eq(0.5) & bowl["beta"].eq(0.0), 0.1))
     assert local_minima(ridge) == []  # a tie is not below every neighbour
+
 
 @pytest.fixture(scope="module")
 def trained_pair(tiny_archive, tmp_path_factory):

@@ -155,12 +155,13 @@ def findings(curves: pd.DataFrame, surfaces: pd.DataFrame) -> list[str]:
     for net, rows in curves.groupby("net", sort=False):
         centre = rows.loc[rows["alpha"].abs().idxmin()]
         ends = rows[rows["alpha"].abs() == 1.0]["loss"]
-        plane = surfaces[surfaces["net"] == net]["loss"]
+        surface = surfaces[surfaces["net"] == net]
+        plane = surface["loss"]
         lines.append(
             f"- {net}: training loss {centre['loss']:.3f} ({centre['error']:.1f} % error) at "
             f"the trained weights, {ends.min():.3g}-{ends.max():.3g} at α = ±1 along δ; over the "
             f"2D grid {plane.min():.3g} to {plane.max():.3g} (max / min "
-            f"{plane.max() / plane.min():.3g}); {_minima_note(surfaces[surfaces['net'] == net])}.")
+            f"{plane.max() / plane.min():.3g}); {_minima_note(surface)}.")
     return lines
 
 

@@ -182,3 +182,21 @@ def test_budget_and_sigterm_stops_resume_bit_for_bit_with_the_fast_settings(
     assert sorted(p.name for p in RunFolder(record.directory).checkpoints.iterdir()) == \
         ["last.ckpt"]
     assert_same_run(record, whole)
+
+
+@pytest.mark.parametrize("stop_at", [12, 11])
+def test_a_stop_on_a_logging_window_boundary_loses_no_window(smoke_overrides, tmp_path,
+                                                              monkeypatch, stop_at):
+    """Iteration 12 ends a logging window (of 6), whose training error is taken in the step:
+    the stop must write it before it raises, as the uninterrupted run does after the step."""
+    whole = final_state(train(config(smoke_overrides, tmp_path / "whole")))
+    cfg = config(smoke_overrides, tmp_path / "resumed")
+    original_make = launch.make_trainer
+    monkeypatch.setattr(launch, "make_trainer", lambda *args, callbacks=(): original_make(
+        *args, callbacks=[SignalAt(stop_at), *callbacks]))
+    with pytest.raises(Stopped, match=f"iteration {stop_at} \\(SIGTERM\\)"):
+        train(cfg)
+    monkeypatch.setattr(launch, "make_trainer", original_make)
+    record = train(cfg)
+    assert list(final_state(record)[3].query("split == 'train'").iteration) == [6, 12, 18]
+    assert_same_run(record, whole)

@@ -23,6 +23,15 @@ def parse_duration(text: str | int | float) -> float:
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
+def write_step_metrics(trainer: pl.Trainer) -> None:
+    """Hand this iteration's logged metrics to the loggers now, as Lightning's loop does after
+    ``on_train_batch_end``, which a stop raising there never reaches: a logging window that
+    ends on the stop's iteration (its error taken in ``training_step``) would be lost. The
+    loop's own two calls, in its order (Lightning 2.x's logger connector)."""
+    trainer._logger_connector.on_batch_end()
+    trainer._logger_connector.update_train_step_metrics()
+
+
 class StopRequested(Exception):
     """Raised out of the fit once the stop's checkpoint is saved; its message is the reason."""
 
@@ -57,6 +66,7 @@ class StopCleanly(pl.Callback):
             self.reason = "budget"
         if self.reason is not None and trainer.global_step < trainer.max_steps:
             trainer.save_checkpoint(self.checkpoint)
+            write_step_metrics(trainer)
             raise StopRequested(self.reason)
 
     def on_train_end(self, *_) -> None:

@@ -96,6 +96,7 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
             trainer.test(module, datamodule=datamodule, verbose=False)
     except StopRequested as stop:
         _finish(record, module, "interrupted", trainer.global_step, str(stop))
+        stopper.hand_on()  # under submitit, SIGUSR2 requeues the job here
         raise Stopped(f"{net.name} stopped at iteration {trainer.global_step} ({stop}), "
                       f"checkpoint in {last}; run the same command again to continue") from stop
     except DivergedError as error:

@@ -170,15 +170,24 @@ class ImageClassifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """What a resumed run needs beyond weights, optimizer and schedule to go on exactly as
-        if never stopped: the random generators (augmentation draws) and the open window."""
+        if never stopped: the random generators (augmentation draws) and the open window;
+        under DDP every process's window (each holds its shard's sums; only the first
+        process writes the checkpoint, but every process calls this hook)."""
         checkpoint["random_state"] = random_state()
-        checkpoint["train_window"] = self.train_window.state()
+        window = self.train_window.state()
+        if self.trainer.world_size > 1:
+            gathered = self.all_gather(torch.tensor(window, dtype=torch.float64))
+            window = [[float(value) for value in state] for state in gathered.cpu()]
+        checkpoint["train_window"] = window
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "random_state" in checkpoint:
             set_random_state(checkpoint["random_state"])
-        if "train_window" in checkpoint:
-            self.train_window.load(checkpoint["train_window"])
+        window = checkpoint.get("train_window")
+        if window and isinstance(window[0], list):  # one window per DDP process
+            window = window[self.global_rank]
+        if window is not None:
+            self.train_window.load(window)
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch

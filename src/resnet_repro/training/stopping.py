@@ -1,5 +1,6 @@
-"""Stopping a long run cleanly: at a wall-clock deadline, on SIGTERM or on Ctrl-C, with a
-checkpoint at the iteration reached, so that the next call continues it exactly."""
+"""Stopping a long run cleanly: at a wall-clock deadline, on SIGTERM, on SLURM's warning before
+a time limit (SIGUSR2, as submitit asks for it) or on Ctrl-C, with a checkpoint at the iteration
+reached, so that the next call (or the requeued job) continues it exactly."""
 
 from __future__ import annotations
 
@@ -38,17 +39,24 @@ class StopRequested(Exception):
 
 class StopCleanly(pl.Callback):
     """Ends the fit after the current iteration once ``deadline`` (a ``time.time()`` value)
-    has passed, or after SIGTERM or Ctrl-C, saving a checkpoint of that iteration to
+    has passed, or after SIGTERM, SIGUSR2 or Ctrl-C, saving a checkpoint of that iteration to
     ``checkpoint`` first (saved where Lightning saves its periodic ones, so it resumes the
     same way), then raising ``StopRequested``: Lightning's own ``should_stop`` would first run
     an evaluation that the uninterrupted run does not have. A second Ctrl-C stops at once.
-    ``reason`` says why it stopped, or is None."""
+    ``reason`` says why it stopped, or is None. Under DDP the processes agree on the iteration:
+    one process's stop (a signal sent to it alone, a deadline it reached first) stops them all.
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    ``hand_on()``, once the stop is recorded, gives the signal to the handler that was there
+    before, where that is a launcher's own: submitit's handler of SIGUSR2 (which SLURM sends
+    ``signal_delay_s`` before a time limit) then requeues the job, which resumes from the
+    checkpoint."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
     def __init__(self, checkpoint: Path, deadline: float | None = None):
         self.checkpoint, self.deadline = Path(checkpoint), deadline
         self.reason: str | None = None
+        self.signal: int | None = None
         self._previous: dict[int, object] = {}
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -59,15 +67,27 @@ class StopCleanly(pl.Callback):
     def _request_stop(self, number: int, frame) -> None:
         if self.reason is not None and number == signal.SIGINT:
             raise KeyboardInterrupt
-        self.reason = signal.Signals(number).name
+        self.reason, self.signal = signal.Signals(number).name, number
 
     def on_train_batch_end(self, trainer, *_) -> None:
         if self.reason is None and self.deadline is not None and time.time() >= self.deadline:
             self.reason = "budget"
-        if self.reason is not None and trainer.global_step < trainer.max_steps:
+        if self._all_stop(trainer) and trainer.global_step < trainer.max_steps:
             trainer.save_checkpoint(self.checkpoint)
             write_step_metrics(trainer)
             raise StopRequested(self.reason)
+
+    def _all_stop(self, trainer) -> bool:
+        """Whether any process stops here (a no-op with one process)."""
+        stop = trainer.strategy.reduce_boolean_decision(self.reason is not None, all=False)
+        if stop and self.reason is None:
+            self.reason = "another process stopped"
+        return stop
+
+    def hand_on(self) -> None:
+        previous = signal.getsignal(self.signal) if self.signal is not None else None
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(self.signal, None)
 
     def on_train_end(self, *_) -> None:
         self._restore_signals()

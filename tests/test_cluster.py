@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from resnet_repro.analysis.collect import curves_of
 from resnet_repro.config import compose_train
-from resnet_repro.runs import RunFolder, group_key, run_key
+from resnet_repro.runs import RunFolder, curves_of, group_key, run_key
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster" / "slurm.sh"

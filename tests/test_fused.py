@@ -15,11 +15,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from resnet_repro.analysis.collect import curves_of, summarize
+from resnet_repro.analysis.collect import summarize
 from resnet_repro.config import compose_train
 from resnet_repro.models import CifarResNet
 from resnet_repro.models.fused import FusedCifarResNet
-from resnet_repro.runs import RunFolder, read_runs, run_directory
+from resnet_repro.runs import RunFolder, curves_of, read_runs, run_directory
 from resnet_repro.training.fused import FusedRuns
 from resnet_repro.training.fused_launch import train_fused
 from resnet_repro.training.launch import train

@@ -12,9 +12,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from resnet_repro.analysis.collect import curves_of
 from resnet_repro.config import compose_train
-from resnet_repro.runs import RunFolder
+from resnet_repro.runs import RunFolder, curves_of
 from resnet_repro.training import ImageClassifier, launch
 from resnet_repro.training.launch import RunFailed, Stopped, train
 from resnet_repro.training.progress import IterationProgressBar

@@ -12,8 +12,8 @@ import pytest
 
 from resnet_repro.analysis.collect import summarize
 from resnet_repro.analysis.fig1 import plot_error_curves
-from resnet_repro.analysis.sweep import left_out_of_grid, sweep_configs, sweep_run_directories
 from resnet_repro.runs import read_runs
+from resnet_repro.sweeps import left_out_of_grid, sweep_configs, sweep_run_directories
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,14 +1,15 @@
 """Training runs in process: run keys, seeds, failure records, and resume after a crash."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from resnet_repro.analysis.collect import curves_of
 from resnet_repro.config import compose_train
-from resnet_repro.runs import RunFolder, RunRecord, run_key
+from resnet_repro.runs import RunFolder, RunRecord, curves_of, run_key
 from resnet_repro.training import ImageClassifier, StepSchedule
 from resnet_repro.training.launch import RunFailed, train
 
@@ -101,7 +102,7 @@ def test_paper_warmup_ends_when_training_error_falls_below_the_threshold(
 
 
 def test_sweeps_give_the_warmup_to_110_and_deeper_only():
-    from resnet_repro.analysis.sweep import sweep_configs
+    from resnet_repro.sweeps import sweep_configs
     configs = sweep_configs(["experiment=table6", "profile=paper"])
     gated = {(c.model.depth, c.seed): StepSchedule(**{k: v for k, v in c.module.schedule.items()
                                                     if k != "_target_"}).gated for c in configs}
@@ -115,7 +116,7 @@ def test_sweeps_give_the_warmup_to_110_and_deeper_only():
 
 
 def sweep_configs_depths(experiment: str, profile: str) -> set:
-    from resnet_repro.analysis.sweep import sweep_configs
+    from resnet_repro.sweeps import sweep_configs
     return {(c.model.shortcut, c.model.depth)
             for c in sweep_configs([f"experiment={experiment}", f"profile={profile}"])}
 
@@ -165,3 +166,14 @@ def test_the_analysis_budget_is_chosen_apart_from_the_training_profile():
     assert run_key(on_cpu, "d") == run_key(paper, "d")  # nor does it touch any run
     lines = budget_description("cpu", on_cpu.analysis.budget)
     assert "Analysis budget `cpu`" in lines[1] and "landscape_points 11" in lines[-1]
+
+
+def test_training_reads_through_the_run_folder_and_imports_no_analysis():
+    """One way through the house: data, models, training and runs never import analysis."""
+    code = ("import sys\n"
+            "import resnet_repro.training.launch, resnet_repro.training.fused_launch\n"
+            "import resnet_repro.training.burst, resnet_repro.sweeps, resnet_repro.models\n"
+            "print(sorted(m for m in sys.modules if m.startswith('resnet_repro.analysis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from resnet_repro.analysis.collect import curves_of, final_error, hardware_of_run
+from resnet_repro.analysis.collect import final_error, hardware_of_run
 from resnet_repro.config import CONF_DIR, compose_train
 from resnet_repro.data.sources import OFFICIAL_CONTENT
-from resnet_repro.runs import Run, run_directory
+from resnet_repro.runs import Run, curves_of, run_directory
 
 RUNS = CONF_DIR.parent / "results" / "runs"
 

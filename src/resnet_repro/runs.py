@@ -31,6 +31,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+#: The logged evaluation metrics of a curve, and the split each one is on.
+SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
 #: How the analysis names the family of a net without shortcuts (``model.shortcut: null``).
 PLAIN = "plain"
 #: The config nodes that determine a run's result.
@@ -336,3 +338,22 @@ class RunRecord:
         partial = self.folder.record.with_suffix(".tmp")
         partial.write_text(json.dumps(self.data, indent=2))
         partial.replace(self.folder.record)
+
+
+def curves_of(attempts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The run's curves (iteration, split, error) over all its attempts. An iteration logged by
+    an attempt and again after a resume from an earlier checkpoint keeps the later value."""
+    frames = []
+    for attempt, metrics in enumerate(attempts):
+        present = [column for column in SPLITS if column in metrics]
+        long = metrics.melt(id_vars="step", value_vars=present, var_name="split",
+                            value_name="error").dropna(subset=["error"])
+        frames.append(long.assign(attempt=attempt))
+    if not frames:
+        return pd.DataFrame(columns=["iteration", "split", "error"])
+    curves = pd.concat(frames, ignore_index=True)
+    # Lightning's step is the 0-based index of the batch: after it, step + 1 iterations are done.
+    curves["iteration"] = curves["step"].astype(int) + 1
+    curves["split"] = curves["split"].map(SPLITS)
+    curves = curves.sort_values("attempt").drop_duplicates(["split", "iteration"], keep="last")
+    return curves.sort_values(["split", "iteration"])[["iteration", "split", "error"]]

@@ -6,34 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from resnet_repro.runs import Run
+from resnet_repro.runs import SPLITS, Run, curves_of
 
-SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
 #: Metrics logged once, by the final tests (ImageNet's 10-crop and multi-scale tests):
 #: summary column -> metric.
 FINAL_TESTS = {"top1_10crop": "val_10crop/err", "top5_10crop": "val_10crop/err5",
                "top1_multiscale": "val_multiscale/err", "top5_multiscale": "val_multiscale/err5"}
 CURVE_COLUMNS = ["series", "net", "group", "depth", "shortcut", "seed", "iteration", "split",
                  "error"]
-
-
-def curves_of(attempts: list[pd.DataFrame]) -> pd.DataFrame:
-    """The run's curves (iteration, split, error) over all its attempts. An iteration logged by
-    an attempt and again after a resume from an earlier checkpoint keeps the later value."""
-    frames = []
-    for attempt, metrics in enumerate(attempts):
-        present = [column for column in SPLITS if column in metrics]
-        long = metrics.melt(id_vars="step", value_vars=present, var_name="split",
-                            value_name="error").dropna(subset=["error"])
-        frames.append(long.assign(attempt=attempt))
-    if not frames:
-        return pd.DataFrame(columns=["iteration", "split", "error"])
-    curves = pd.concat(frames, ignore_index=True)
-    # Lightning's step is the 0-based index of the batch: after it, step + 1 iterations are done.
-    curves["iteration"] = curves["step"].astype(int) + 1
-    curves["split"] = curves["split"].map(SPLITS)
-    curves = curves.sort_values("attempt").drop_duplicates(["split", "iteration"], keep="last")
-    return curves.sort_values(["split", "iteration"])[["iteration", "split", "error"]]
 
 
 def final_tests_of(attempts: list[pd.DataFrame]) -> dict[str, float]:

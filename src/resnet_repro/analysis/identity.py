@@ -17,11 +17,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from resnet_repro.analysis.collect import curves_of
 from resnet_repro.analysis.nets import dataset, evaluate, precision_note, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
 from resnet_repro.models.surgery import deepen
-from resnet_repro.runs import Run, run_directory
+from resnet_repro.runs import Run, curves_of, run_directory
 
 FAMILIES = {"plain": None, "ResNet": "A"}
 FURTHER = ("plain", "constructed, trained further")

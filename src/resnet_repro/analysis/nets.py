@@ -18,9 +18,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from resnet_repro.analysis.collect import curves_of, final_error, hardware_of, hardware_of_run
+from resnet_repro.analysis.collect import final_error, hardware_of, hardware_of_run
 from resnet_repro.analysis.context import Context, partial_grid_note
-from resnet_repro.runs import Run, git_commit, hardware
+from resnet_repro.runs import Run, curves_of, git_commit, hardware
 
 
 def describe(run: Run) -> str:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from resnet_repro.analysis.collect import curves_of
-from resnet_repro.runs import Run, hardware
+from resnet_repro.runs import Run, curves_of, hardware
 
 
 def attempt_speeds(attempts: list[dict]) -> list[tuple[str, int, float]]:

@@ -21,8 +21,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from resnet_repro.analysis.sweep import sweep_configs
 from resnet_repro.runs import Run, run_directory, run_key
+from resnet_repro.sweeps import sweep_configs
 from resnet_repro.training.fused_launch import train_fused
 from resnet_repro.training.launch import checkpoint_step
 

@@ -16,12 +16,12 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from resnet_repro.analysis.collect import curves_of
 from resnet_repro.data.sources import DataSourceError
 from resnet_repro.models.surgery import deepen
 from resnet_repro.runs import (
     RunFolder,
     RunRecord,
+    curves_of,
     group_key,
     init_source,
     run_directory,

@@ -1,5 +1,6 @@
 """Table 6, make verify and Figure 6's panels, on hand-made results with known numbers."""
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from resnet_repro.analysis.claims import load_summaries
-from resnet_repro.analysis.collect import series_labels
+from resnet_repro.analysis.collect import series_labels, steady_training_error
 from resnet_repro.analysis.fig6 import plot_family_panels
 from resnet_repro.analysis.table6 import table6, table6_markdown
 
@@ -21,6 +22,7 @@ def runs(rows, group: str = "protocol-1") -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["net", "depth", "shortcut", "seed", "train_error",
                                         "test_error"])
     return frame.assign(status="done", params=frame["depth"] * 1000, group=group + frame["net"],
+                        train_error_last10=frame["train_error"],
                         series=frame["net"],
                         run=frame["net"] + "-seed" + frame["seed"].astype(str) + group)
 
@@ -71,7 +73,7 @@ def verify_output(results: Path) -> tuple[dict[str, str], str]:
     verdicts = {}
     for line in output.splitlines():
         result, _, claim = line.partition(" ")
-        if result in ("PASS", "FAIL", "INCONCLUSIVE", "NOT", "MIXED"):
+        if result in ("PASS", "FAIL", "INCONCLUSIVE", "NOT", "MIXED", "PARTIAL"):
             verdicts[claim.removeprefix("RUN").strip()] = result
     return verdicts, output
 
@@ -92,7 +94,7 @@ def test_verify_with_one_seed_and_no_measured_spread_passes_nothing(tmp_path):
     assert "not run: plain-32, plain-44" in output
     assert verdicts["ResNet-20 has lower training and test error than plain-20"] == \
         "INCONCLUSIVE"
-    assert "train_error: no plain net with several seeds near 40.00" in output
+    assert "train_error_last10: no plain net with several seeds near 40.00" in output
     assert "plain-20 40.00 (seeds 0) < plain-56 66.00 (seeds 0)" in output
 
 
@@ -109,7 +111,7 @@ def test_verify_one_seed_nets_against_the_measured_noise_floor(tmp_path):
         ("resnet-56", 56, "A", 0, 60.0, 58.5),  # inside the noise of plain-56's 61 / 59
     ])
     verdicts, output = verify_output(tmp_path)
-    assert "train_error noise floor 1.00 points (4 degrees of freedom), the pooled std of " \
+    assert "train_error_last10 noise floor 1.00 points (4 degrees of freedom), the pooled std of " \
            "plain-20 (3 seeds), plain-56 (3 seeds)" in output
     assert verdicts[PLAIN_PAIR] == "PASS"
     assert verdicts[PLAIN_CHAIN] == "PASS"  # plain-32 and plain-44 borrow their family's floor
@@ -129,7 +131,7 @@ def test_verify_lends_no_floor_across_families_or_error_levels(tmp_path):
     write_results(tmp_path, "fig6", rows, profile="paper")
     verdicts, output = verify_output(tmp_path)
     assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"
-    assert "train_error: no plain net with several seeds near 1.30" in output
+    assert "train_error_last10: no plain net with several seeds near 1.30" in output
     # a one-run ResNet-1202 at 7.93 % test error borrows the ResNets' spread at 6-9 %
     write_results(tmp_path, "fig6", rows + [("resnet-1202", 1202, "A", 0, 0.5, 7.93)],
                   profile="paper")
@@ -168,6 +170,74 @@ def test_verify_uses_welch_t_for_few_seeds(tmp_path):
     assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"
     assert "gap 2.00, threshold 2.27 = t 2.78 x SE 0.82" in output
     assert "one-sided 97.5 % level" in output
+
+
+def test_verify_counts_a_floor_two_sides_share_once(tmp_path):
+    """plain-20 and plain-56 one run each, both borrowing plain-32's 3 seeds (std 1, 2 degrees
+    of freedom): SE sqrt(1 + 1) = 1.41 with 2 degrees of freedom, t 4.30 (counted twice, 4
+    degrees of freedom gave t 2.78 and passed this gap of 5)."""
+    write_results(tmp_path, "fig6", [("plain-32", 32, "plain", seed, 44.0 + seed, 40.0)
+                                     for seed in range(3)] +
+                  [("plain-20", 20, "plain", 0, 40.0, 38.0),
+                   ("plain-56", 56, "plain", 0, 45.0, 58.0)])
+    verdicts, output = verify_output(tmp_path)
+    assert "gap 5.00, threshold 6.08 = t 4.30 x SE 1.41" in output
+    assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"
+
+
+def test_verify_one_seed_against_three_borrowing_their_floor(tmp_path):
+    """plain-20 one run borrows plain-56's own floor (3 seeds, std 1): the variance
+    1 + 1/3 rests on those 2 degrees of freedom alone: SE 1.15, t 4.30, threshold 4.97."""
+    write_results(tmp_path, "fig1", [("plain-20", 20, "plain", 0, 40.0, 38.0)] +
+                  [("plain-56", 56, "plain", seed, 43.5 + seed, 58.0) for seed in range(3)])
+    verdicts, output = verify_output(tmp_path)
+    assert "gap 4.50, threshold 4.97 = t 4.30 x SE 1.15" in output
+    assert verdicts[PLAIN_PAIR] == "INCONCLUSIVE"  # Welch with 2 + 2 dof passed it (t 3.0)
+
+
+def test_verify_two_seeds_against_two(tmp_path):
+    """Variances 2 and 2 over 2 seeds each: SE sqrt(1 + 1) = 1.41; 1 + 1 degrees of freedom
+    give Welch's 2, t 4.30: a gap of 10 passes, one of 5 does not."""
+    for gap, result in ((10.0, "PASS"), (5.0, "INCONCLUSIVE")):
+        write_results(tmp_path, "fig1", [
+            ("plain-20", 20, "plain", 0, 40.0, 38.0), ("plain-20", 20, "plain", 1, 42.0, 38.0),
+            ("plain-56", 56, "plain", 0, 40.0 + gap, 58.0),
+            ("plain-56", 56, "plain", 1, 42.0 + gap, 58.0)])
+        verdicts, output = verify_output(tmp_path)
+        assert "threshold 6.08 = t 4.30 x SE 1.41" in output
+        assert verdicts[PLAIN_PAIR] == result
+
+
+def test_a_chain_passing_on_some_of_its_nets_is_partial_and_names_its_links(tmp_path):
+    write_results(tmp_path, "table6", [(f"resnet-{depth}", depth, "A", seed, 0.5, error)
+                                       for depth in (20, 56)
+                                       for seed, error in enumerate(PAPER_LIKE[depth])])
+    verdicts, output = verify_output(tmp_path)
+    assert verdicts[RESNET_CHAIN] == "PARTIAL"
+    assert "not run: resnet-110, resnet-44, resnet-32; tested on 2 of 5 nets, links " \
+           "resnet-56 < resnet-20" in output
+
+
+def test_verify_judges_training_error_on_its_steady_value(tmp_path):
+    """The last window says plain-20 trains worse; the last 10 windows say better."""
+    rows = runs([("plain-20", 20, "plain", s, 50.0, 38.0) for s in range(3)] +
+                [("plain-56", 56, "plain", s, 40.0, 58.0) for s in range(3)])
+    rows["train_error_last10"] = [40.0, 41.0, 42.0, 60.0, 61.0, 62.0]
+    (tmp_path / "fig1" / "cpu").mkdir(parents=True)
+    rows.to_csv(tmp_path / "fig1" / "cpu" / "summary.csv", index=False)
+    verdicts, output = verify_output(tmp_path)
+    assert verdicts[PLAIN_PAIR] == "PASS"
+    assert "train_error_last10: plain-20 41.00 ± 1.00" in output
+
+
+def test_the_steady_training_error_averages_the_last_ten_windows_at_the_final_rate():
+    first = pd.DataFrame({"step": [99, 199, 299], "train/err": [50.0, 40.0, 30.0],
+                          "lr": [0.1, 0.1, 0.01]})
+    second = pd.DataFrame({"step": [299 + 100 * k for k in range(1, 13)],  # a resume at 300
+                           "train/err": [20.0] * 2 + [10.0] * 10, "lr": [0.01] * 12})
+    assert steady_training_error([first, second], max_steps=1500) == 10.0
+    assert steady_training_error([first], max_steps=300) == 30.0  # one window at the rate
+    assert math.isnan(steady_training_error([first], max_steps=1500))  # not finished
 
 
 PAPER_LIKE = {20: (8.75, 8.55, 8.95), 32: (7.51, 7.31, 7.71), 44: (7.17, 6.97, 7.37),

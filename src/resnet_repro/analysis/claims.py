@@ -11,26 +11,35 @@ the family's nets that have several seeds and a mean error within a factor of 2 
 with that pool's degrees of freedom; where no such net exists, the comparison is
 INCONCLUSIVE, and the output says which floor was used or why none was. Where every spread is
 zero (equal seeds, or values rounded alike) nothing is known of the noise: INCONCLUSIVE.
+Two sides measured on the same seeds (both borrowing one floor, or one borrowing a floor that
+holds the other's seeds) count those seeds' degrees of freedom once in Welch's formula.
 A claim is PASS where its gap is significant in the claimed direction, FAIL where it is
 significant the other way, INCONCLUSIVE where it is inside the noise, NOT RUN where a net has
 no finished run. A chain (20 > 32 > 44 > 56 > 110) is judged on the depths that have finished
 runs (at least two; the missing ones are named): PASS where every neighbour's mean is in the
 claimed order and its two ends differ significantly, FAIL where any neighbour pair or the ends
 are significantly reversed: neighbouring depths may differ by less than the noise (the
-paper's 44 -> 56 gap is 0.2 points), which says nothing against the trend.
+paper's 44 -> 56 gap is 0.2 points), which says nothing against the trend. A chain that would
+pass with some of its nets not run is PARTIAL, naming the links that were tested.
+Training error is judged on its steady value, the mean of the last 10 logging windows at the
+final learning rate (``train_error_last10``): the last window alone (``train_error``) moves by
+tenths of a point from one window to the next at the paper's schedule.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
 
 DEPTHS = (20, 32, 44, 56, 110)
-COLUMNS = ("train_error", "test_error")
+#: The columns judged: training error at its steady value (the module docstring), test error.
+TRAIN, TEST = "train_error_last10", "test_error"
 PASS, FAIL, INCONCLUSIVE, NOT_RUN, MIXED = "PASS", "FAIL", "INCONCLUSIVE", "NOT RUN", "MIXED"
+PARTIAL = "PARTIAL"
 #: The one-sided level of each comparison.
 LEVEL = 0.975
 #: A one-run side borrows the spread of nets of its family within this factor of its error.
@@ -60,12 +69,12 @@ def load_summaries(results: Path, profile: str) -> pd.DataFrame:
              for experiment in CLAIM_EXPERIMENTS]
     frames = [pd.read_csv(path) for path in paths if path.exists()]
     if not frames:
-        return pd.DataFrame(columns=["run", "net", "group", "status", "train_error",
-                                     "test_error", "updated"])
+        return pd.DataFrame(columns=["run", "net", "group", "status", TRAIN, TEST, "updated"])
     runs = pd.concat(frames, ignore_index=True)
     if "updated" in runs:
         runs = runs.sort_values("updated", kind="stable", na_position="first")
-    runs = runs.drop_duplicates("run", keep="last")
+    runs = runs.drop_duplicates("run", keep="last").reindex(
+        columns=list(dict.fromkeys([*runs.columns, TRAIN])))  # NaN in a summary without it
     return runs[runs["status"] == "done"]
 
 
@@ -75,6 +84,7 @@ class Side:
     net: str
     values: list[float]
     seeds: list[int]
+    group: str = ""
 
     @property
     def n(self) -> int:
@@ -101,10 +111,28 @@ def family(net: str) -> str:
 
 @dataclass
 class Spread:
-    """A side's variance of the mean, with its degrees of freedom and where it came from."""
-    variance: float
-    dof: float
+    """A side's variance of the mean as a sum of independent sample variances: ``parts`` maps
+    each net-and-protocol whose seeds it is measured on to (its share of the variance, its
+    degrees of freedom). Two sides measured on the same seeds (one borrowing the other's, or
+    both the same floor) share parts, which therefore add before Welch's formula: counted
+    apart, their degrees of freedom would count twice and pass gaps too easily."""
+    parts: dict[str, tuple[float, float]]
     source: str
+
+    @property
+    def variance(self) -> float:
+        return sum(share for share, _ in self.parts.values())
+
+
+def welch_dof(spreads: list[Spread]) -> float:
+    """Welch-Satterthwaite's degrees of freedom of the sum of ``spreads``, each independent
+    sample variance counted once: (sum v)² / sum v²/dof over the distinct parts."""
+    parts: dict[str, list[float]] = {}
+    for spread in spreads:
+        for key, (share, dof) in spread.parts.items():
+            parts.setdefault(key, [0.0, dof])[0] += share
+    total = sum(share for share, _ in parts.values())
+    return total**2 / sum(share**2 / dof for share, dof in parts.values() if share > 0)
 
 
 @dataclass
@@ -138,18 +166,20 @@ class Evidence:
 
     def side(self, net: str, column: str) -> Side:
         rows = self.runs[self.runs["net"] == net].sort_values("seed")
-        return Side(net, rows[column].astype(float).tolist(), rows["seed"].astype(int).tolist())
+        return Side(net, rows[column].astype(float).tolist(), rows["seed"].astype(int).tolist(),
+                    str(rows["group"].iloc[0]))
 
     def spread(self, side: Side, column: str) -> Spread | str:
         """The side's variance of the mean: its own seeds', or its family's noise floor at a
         comparable error level; a text saying why there is none."""
         if side.n > 1:
-            return Spread(side.std**2 / side.n, side.n - 1, f"{side.net}'s own seeds")
-        floor, dof, source = noise_floor(self.runs, column, family(side.net), side.mean)
-        if floor is None:
+            return Spread({part_key(side.net, side.group): (side.std**2 / side.n, side.n - 1)},
+                          f"{side.net}'s own seeds")
+        parts, source = noise_floor(self.runs, column, family(side.net), side.mean)
+        if parts is None:
             return source
         self.floors_used.add(source)
-        return Spread(floor**2, dof, source)
+        return Spread(parts, source)
 
     def gap(self, low: Side, high: Side, column: str) -> Gap:
         spreads = [self.spread(side, column) for side in (low, high)]
@@ -160,13 +190,17 @@ class Evidence:
         variance = sum(spread.variance for spread in spreads)
         if variance == 0:
             return Gap(gap, why="no spread measured: every seed equal")
-        dof = variance**2 / sum(s.variance**2 / s.dof for s in spreads if s.variance > 0)
-        return Gap(gap, math.sqrt(variance), t_critical(LEVEL, dof))
+        return Gap(gap, math.sqrt(variance), t_critical(LEVEL, welch_dof(spreads)))
 
-    def missing(self, nets: list[str]) -> Verdict | None:
+    def missing(self, nets: list[str], column: str) -> Verdict | None:
         absent = [net for net in nets if not (self.runs["net"] == net).any()]
         if absent:
             return Verdict("", NOT_RUN, f"no finished run of {', '.join(absent)}")
+        unmeasured = [net for net in nets
+                      if self.runs.loc[self.runs["net"] == net, column].isna().any()]
+        if unmeasured:
+            return Verdict("", NOT_RUN, f"no {column} in the summaries of "
+                           f"{', '.join(unmeasured)}: rerun their analysis")
         mixed = [net for net in nets if self.protocols(net) > 1]
         if mixed:
             return Verdict("", MIXED, f"runs of several protocols for {', '.join(mixed)} "
@@ -174,24 +208,32 @@ class Evidence:
         return None
 
 
+def part_key(net: str, group: str) -> str:
+    return f"{net} [{group}]"
+
+
 def noise_floor(runs: pd.DataFrame, column: str, family_name: str, level: float
-                ) -> tuple[float | None, float, str]:
-    """(pooled std, its degrees of freedom, where it came from) of ``column`` over the nets of
-    ``family_name`` (one protocol each) with several seeds and a mean within a factor
-    ``COMPARABLE`` of ``level``: sqrt(sum (n_i - 1) s_i² / sum (n_i - 1))."""
+                ) -> tuple[dict[str, tuple[float, float]] | None, str]:
+    """The pooled variance s² = sum (n_i - 1) s_i² / sum (n_i - 1) of ``column`` over the nets
+    of ``family_name`` (one protocol each) with several seeds and a mean within a factor
+    ``COMPARABLE`` of ``level``, as its parts (net i's share (n_i - 1) s_i² / dof, with n_i - 1
+    degrees of freedom), and where it came from; (None, why) where there is no such net."""
     grouped = runs[runs["net"].map(family) == family_name].groupby(
         ["net", "group"], dropna=False)[column]
     sizes, variances, means = grouped.size(), grouped.var(), grouped.mean()
     comparable = [key for key in sizes.index if sizes[key] > 1 and
                   level / COMPARABLE <= means[key] <= level * COMPARABLE]
     if not comparable:
-        return None, 0.0, (f"{column}: no {family_name} net with several seeds near "
-                           f"{level:.2f} (within x{COMPARABLE:g}) to borrow a noise floor from")
+        return None, (f"{column}: no {family_name} net with several seeds near "
+                      f"{level:.2f} (within x{COMPARABLE:g}) to borrow a noise floor from")
     dof = float(sum(sizes[key] - 1 for key in comparable))
-    pooled = math.sqrt(sum((sizes[key] - 1) * variances[key] for key in comparable) / dof)
+    parts = {part_key(net, str(group)): ((sizes[(net, group)] - 1) * variances[(net, group)]
+                                         / dof, float(sizes[(net, group)] - 1))
+             for net, group in comparable}
+    pooled = math.sqrt(sum(share for share, _ in parts.values()))
     nets = ", ".join(f"{net} ({sizes[(net, group)]} seeds)" for net, group in comparable)
-    return pooled, dof, (f"{column} noise floor {pooled:.2f} points ({dof:g} degrees of "
-                         f"freedom), the pooled std of {nets}")
+    return parts, (f"{column} noise floor {pooled:.2f} points ({dof:g} degrees of "
+                   f"freedom), the pooled std of {nets}")
 
 
 def t_critical(level: float, dof: float) -> float:
@@ -240,7 +282,7 @@ def _incomplete_beta(x: float, a: float, b: float) -> float:
 
 def compare(evidence: Evidence, low: str, high: str, column: str, claim: str) -> Verdict:
     """Claim: ``low`` has lower ``column`` than ``high``."""
-    if (absent := evidence.missing([low, high])) is not None:
+    if (absent := evidence.missing([low, high], column)) is not None:
         return Verdict(claim, absent.result, absent.evidence)
     a, b = evidence.side(low, column), evidence.side(high, column)
     gap = evidence.gap(a, b, column)
@@ -262,7 +304,7 @@ def chain(evidence: Evidence, nets: list[str], column: str, claim: str) -> Verdi
     absent = [net for net in nets if net not in present]
     if len(present) < 2:
         return Verdict(claim, NOT_RUN, f"fewer than two of {', '.join(nets)} finished")
-    if (mixed := evidence.missing(present)) is not None:
+    if (mixed := evidence.missing(present, column)) is not None:
         return Verdict(claim, mixed.result, mixed.evidence)
     sides = [evidence.side(net, column) for net in present]
     pairs = [evidence.gap(a, b, column) for a, b in zip(sides, sides[1:], strict=False)]
@@ -270,13 +312,15 @@ def chain(evidence: Evidence, nets: list[str], column: str, claim: str) -> Verdi
     if any(_judge(gap) == FAIL for gap in pairs) or _judge(ends) == FAIL:
         result = FAIL
     elif all(gap.gap > 0 for gap in pairs) and _judge(ends) == PASS:
-        result = PASS
+        result = PARTIAL if absent else PASS
     else:
         result = INCONCLUSIVE
-    reversed_pairs = [f"{a.net} > {b.net}" for a, b, gap in zip(sides, sides[1:], pairs,
-                                                                 strict=False) if gap.gap <= 0]
+    links = zip(sides, sides[1:], pairs, strict=False)
+    reversed_pairs = [f"{a.net} > {b.net}" for a, b, gap in links if gap.gap <= 0]
     notes = ([f"out of order: {', '.join(reversed_pairs)}"] if reversed_pairs else []) + \
-        ([f"not run: {', '.join(absent)}"] if absent else [])
+        ([f"not run: {', '.join(absent)}; tested on {len(present)} of {len(nets)} nets, "
+          f"links {', '.join(f'{a} < {b}' for a, b in pairwise(present))}"]
+         if absent else [])
     return Verdict(claim, result, f"{column}: {' < '.join(map(str, sides))}; ends: {ends}"
                    + "".join(f"; {note}" for note in notes))
 
@@ -286,23 +330,23 @@ def verify(runs: pd.DataFrame) -> tuple[list[Verdict], list[str]]:
     evidence = Evidence(runs)
     plain = [f"plain-{d}" for d in DEPTHS[:4]]
     verdicts = [
-        compare(evidence, "plain-20", "plain-56", "train_error",
+        compare(evidence, "plain-20", "plain-56", TRAIN,
                 "deeper plain nets have higher training error (20 < 56)"),
-        chain(evidence, plain, "train_error",
+        chain(evidence, plain, TRAIN,
               "plain training error rises with depth (20 < 32 < 44 < 56)"),
     ]
     for depth in DEPTHS:
         twins = (f"resnet-{depth}", f"plain-{depth}")
         train, test = (compare(evidence, *twins, column, "") for column in
-                       ("train_error", "test_error"))
+                       (TRAIN, TEST))
         results = {train.result, test.result}
         result = next((r for r in (NOT_RUN, MIXED, FAIL, INCONCLUSIVE) if r in results), PASS)
         text = train.evidence if result in (NOT_RUN, MIXED) else \
             f"{train.evidence}; {test.evidence}"
         verdicts.append(Verdict(
             f"ResNet-{depth} has lower training and test error than plain-{depth}", result, text))
-    verdicts.append(chain(evidence, [f"resnet-{d}" for d in reversed(DEPTHS)], "test_error",
+    verdicts.append(chain(evidence, [f"resnet-{d}" for d in reversed(DEPTHS)], TEST,
                           "deeper ResNets have lower test error (20 > 32 > 44 > 56 > 110)"))
-    verdicts.append(compare(evidence, "resnet-110", "resnet-1202", "test_error",
+    verdicts.append(compare(evidence, "resnet-110", "resnet-1202", TEST,
                             "ResNet-1202 has higher test error than ResNet-110"))
     return verdicts, sorted(evidence.floors_used)

@@ -36,8 +36,7 @@ reproduce-fig3:
 # (finished runs are skipped, interrupted ones resume), then writes results/fig1/$(PROFILE)/.
 reproduce-%:
 	$(PYTHON) experiments/train.py -m experiment=$* $(OVERRIDES) $(if $(BUDGET),time_budget=$(BUDGET))
-	$(PYTHON) experiments/analyze.py experiment=$* $(OVERRIDES) \
-		--command "make reproduce-$* PROFILE=$(PROFILE)$(if $(DATA), DATA=$(DATA))$(if $(ARGS), ARGS='$(ARGS)')"
+	$(PYTHON) experiments/analyze.py experiment=$* $(OVERRIDES)
 
 # Each of the paper's CIFAR claims: PASS, FAIL or NOT RUN, from what results/ holds.
 verify:

@@ -15,20 +15,35 @@ from hydra.utils import get_class
 
 from resnet_repro.analysis.context import Context
 from resnet_repro.analysis.recipes import recipe
-from resnet_repro.analysis.sweep import (
+from resnet_repro.config import budget_description, compose_train, protocol_description
+from resnet_repro.runs import read_runs
+from resnet_repro.sweeps import (
     left_out_of_grid,
     sweep_choices,
     sweep_configs,
     sweep_run_directories,
 )
-from resnet_repro.config import budget_description, protocol_description
-from resnet_repro.runs import read_runs
+
+#: Overrides that the make command's own variables give (PROFILE, DATA) or its target names.
+MAKE_VARIABLES = ("experiment", "profile", "data.source")
+
+
+def redo_command(config, runs, overrides: list[str]) -> str:
+    """The make command that redoes these results, written the same however they were redone
+    (so a redraw leaves the README as it was): DATA is the copy the runs were trained on,
+    given or not this time; ARGS the other overrides, as given."""
+    sources = {run.data_source for run in runs if run.data_source}
+    source = min(sources) if sources else config.data.source
+    default = compose_train([]).data.source
+    args = [o for o in overrides if o.split("=")[0].lstrip("+~") not in MAKE_VARIABLES]
+    return (f"make reproduce-{config.experiment_name} PROFILE={config.profile_name}"
+            + (f" DATA={source}" if source != default else "")
+            + (f" ARGS={shlex.quote(' '.join(args))}" if args else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as given to train.py -m")
-    parser.add_argument("--command", help="the command to print as the way to redo the results")
     args = parser.parse_args(argv)
     config = sweep_configs(args.overrides, excluded=True)[0]  # the sweep may train nothing
     runs = read_runs(sweep_run_directories(args.overrides))
@@ -40,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         config=config, runs=runs,
         out_dir=Path(config.paths.results) / (config.experiment_name or "runs")
         / config.profile_name,
-        command=args.command or f"python experiments/analyze.py {shlex.join(args.overrides)}",
+        command=redo_command(config, runs, args.overrides),
         protocol=protocol_description(choices["protocol"]),
         budget_note=budget_description(choices["analysis_budget"], config.analysis.budget)
         if choices.get("analysis_budget") else [],

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from resnet_repro.analysis.sweep import fixed_overrides
 from resnet_repro.benchmarks.fused import bench_fused
 from resnet_repro.benchmarks.throughput import machine_name, save_measurement
+from resnet_repro.sweeps import fixed_overrides
 from resnet_repro.training.burst import (
     advance,
     data_fingerprint,

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from resnet_repro.analysis.status import status_table
-from resnet_repro.analysis.sweep import net_name, sweep_configs, sweep_run_directories
 from resnet_repro.config import compose_train
+from resnet_repro.sweeps import net_name, sweep_configs, sweep_run_directories
 
 
 def net_label(cfg) -> tuple[str, int, str, int]:

@@ -28,8 +28,8 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
-from resnet_repro.analysis.sweep import sweep_configs
 from resnet_repro.config import sweep_exclusion
+from resnet_repro.sweeps import sweep_configs
 from resnet_repro.training.burst import fused_groups
 from resnet_repro.training.fused_launch import train_fused
 from resnet_repro.training.launch import RunFailed, Stopped, train

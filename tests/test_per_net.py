@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from resnet_repro.analysis.nets import PER_NET, measured_per_net, per_net_note
+from resnet_repro.analysis import nets
+from resnet_repro.analysis.nets import PER_NET, cost_line, measured_per_net, per_net_note
 
 
 def context_in(folder, **budget):
-    return SimpleNamespace(out_dir=folder, budget=OmegaConf.create({"images": 10, **budget}))
+    return SimpleNamespace(out_dir=folder, budget=OmegaConf.create({"images": 10, **budget}),
+                           measured_now=[], read_back=[])
 
 
 RUNS = [SimpleNamespace(name="aaaa", net="plain-8"), SimpleNamespace(name="bbbb", net="resnet-8")]
@@ -49,6 +51,18 @@ def test_another_budget_measures_again(tmp_path):
     other = Measure()
     measured_per_net(context_in(tmp_path, images=20), RUNS, other)
     assert other.measured == ["plain-8", "resnet-8"]
+
+
+def test_changed_measuring_code_measures_again(tmp_path, monkeypatch):
+    measured_per_net(context_in(tmp_path), RUNS, Measure())
+    monkeypatch.setattr(nets, "measuring_code", lambda measure: "changed")
+    other, context = Measure(), context_in(tmp_path)
+    measured_per_net(context, RUNS, other)
+    assert other.measured == ["plain-8", "resnet-8"]
+    assert context.measured_now == ["aaaa", "bbbb"] and context.read_back == []
+    again = context_in(tmp_path)
+    measured_per_net(again, RUNS, Measure())
+    assert again.read_back == ["aaaa", "bbbb"] and "nothing measured again" in cost_line(again)
 
 
 def test_an_interrupted_analysis_resumes_at_the_net_it_stopped_at(tmp_path):

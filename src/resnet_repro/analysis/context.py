@@ -32,6 +32,9 @@ class Context:
     left_out: list[str] = field(default_factory=list)
     dataset_title: str = "CIFAR-10"
     started: float = field(default_factory=time.perf_counter)
+    #: The runs whose nets this call measured, and those it read back from ``per_net/``.
+    measured_now: list[str] = field(default_factory=list)
+    read_back: list[str] = field(default_factory=list)
 
     @property
     def minutes(self) -> float:

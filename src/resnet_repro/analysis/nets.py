@@ -5,6 +5,8 @@ and the results folder's README."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from torch import nn
 
 from resnet_repro.analysis.collect import final_error, hardware_of, hardware_of_run
 from resnet_repro.analysis.context import Context, partial_grid_note
+from resnet_repro.models import CifarResNet
 from resnet_repro.runs import Run, curves_of, git_commit, hardware
 
 
@@ -136,23 +139,41 @@ def measured_per_net(context: Context, runs: list[Run],
     return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
 
+def measuring_code(measure: Callable) -> str:
+    """A hash of the code that measures a net: the module that defines ``measure`` (the
+    analysis), this module (data and evaluation) and the models package (the nets, surgery)."""
+    models = Path(inspect.getfile(CifarResNet)).parent
+    defined = measure if inspect.isfunction(measure) else type(measure)
+    files = [Path(inspect.getfile(defined)), Path(__file__), *sorted(models.glob("*.py"))]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def kept_or_measured(context: Context, run: Run,
                      measure: Callable[[Run], dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
     """One net's tables, as read back from ``per_net/`` (measured first where no record there
-    has this budget). The record is written last, so a crash leaves no half-kept net."""
+    has this budget and this measuring code). The record is written last, so a crash leaves
+    no half-kept net."""
     folder = context.out_dir / PER_NET
     record_path = folder / f"{run.name}.json"
-    budget = OmegaConf.to_container(context.budget, resolve=True)
-    if not record_path.exists() or json.loads(record_path.read_text())["budget"] != budget:
+    key = {"budget": OmegaConf.to_container(context.budget, resolve=True),
+           "measuring_code": measuring_code(measure)}
+    kept = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if any(kept.get(name) != value for name, value in key.items()):
         started = time.perf_counter()
         tables = measure(run)
         for name, frame in tables.items():
             save_csv(frame, folder / f"{run.name}.{name}.csv")
         record_path.write_text(json.dumps({
-            "net": run.net, "budget": budget, "tables": list(tables),
+            "net": run.net, **key, "tables": list(tables),
             "minutes": round((time.perf_counter() - started) / 60, 2),
             "date": time.strftime("%Y-%m-%d"), "code": git_commit(), "hardware": hardware(),
         }, indent=1) + "\n")
+        context.measured_now.append(run.name)
+    else:
+        context.read_back.append(run.name)
     record = json.loads(record_path.read_text())
     return {name: pd.read_csv(folder / f"{run.name}.{name}.csv") for name in record["tables"]}
 
@@ -178,11 +199,10 @@ def write_readme(context: Context, title: str, runs: list[Run], measured: list[s
     description = context.protocol + context.budget_note
     lines = [
         f"# {title}", "",
-        f"Written by the analysis on {time.strftime('%Y-%m-%d')}. Redo with:", "",
+        "Written by the analysis of the nets below. Redo with:", "",
         f"    {context.command}", "",
         "## The trained nets", "",
-        f"- The analysis ran on {hardware_of(hardware())} in {context.minutes:.1f} min "
-        "of wall-clock time (with anything else the machine ran meanwhile).",
+        cost_line(context),
         *(f"- {describe(run)}: test error {final_test_error(run):.2f} %" for run in runs),
         *partial_grid_note(context.left_out),
         *unfinished_note(context.runs),
@@ -196,6 +216,20 @@ def write_readme(context: Context, title: str, runs: list[Run], measured: list[s
     path = context.out_dir / "README.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def cost_line(context: Context) -> str:
+    """What the analysis cost: this call's minutes where it measured anything; where it read
+    every net back from ``per_net/``, only that (each net's measured minutes are in its
+    per-net line), so that a redraw leaves the README as it was."""
+    if context.read_back and not context.measured_now:
+        return (f"- Every net read back from [{PER_NET}/]({PER_NET}/), as measured before "
+                "(minutes, machine and commit of each in the lines below); nothing measured "
+                "again.")
+    read_back = (f"; {len(context.read_back)} of the nets read back from {PER_NET}/"
+                 if context.read_back else "")
+    return (f"- The analysis ran on {hardware_of(hardware())} in {context.minutes:.1f} min of "
+            f"wall-clock time (with anything else the machine ran meanwhile){read_back}.")
 
 
 def unfinished_note(runs: list[Run]) -> list[str]:

@@ -4,7 +4,6 @@ README.md) and the README's account of the runs and what their final errors show
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -77,8 +76,8 @@ def readme(
     lines = [
         f"# {experiment}, profile `{profile}`",
         "",
-        f"Written by the analysis on {time.strftime('%Y-%m-%d')} from the run directories "
-        f"named in summary.csv (column `run`). Redo with:",
+        f"Written by the analysis from the run directories named in summary.csv (column "
+        f"`run`){_newest_record(summary)}. Redo with:",
         "",
         f"    {command}",
         "",
@@ -103,6 +102,13 @@ def readme(
         "",
     ]
     return "\n".join(lines)
+
+
+def _newest_record(summary: pd.DataFrame) -> str:
+    """When the newest of the runs was last recorded: the README's date, which a redraw of the
+    same runs leaves as it was."""
+    dates = summary["updated"].dropna() if "updated" in summary else []
+    return f", whose newest record is of {str(dates.max())[:10]}" if len(dates) else ""
 
 
 def _provenance(summary: pd.DataFrame) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from hydra.utils import get_class
 
 from resnet_repro.analysis.context import Context
+from resnet_repro.analysis.index import COMMITTED_PROFILES, write_index
 from resnet_repro.analysis.recipes import recipe
 from resnet_repro.config import budget_description, compose_train, protocol_description
 from resnet_repro.runs import read_runs
@@ -23,6 +24,8 @@ from resnet_repro.sweeps import (
     sweep_configs,
     sweep_run_directories,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: Overrides that the make command's own variables give (PROFILE, DATA) or its target names.
 MAKE_VARIABLES = ("experiment", "profile", "data.source")
@@ -62,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset_title=get_class(config.data._target_).title,
         left_out=left_out_of_grid(args.overrides))
     written = recipe(config.experiment_name).run(context)
+    if config.profile_name in COMMITTED_PROFILES:
+        written["index"] = write_index(Path(config.paths.results), ROOT / "conf")
     if "summary" in written:
         _, summary = context.tables
         errors = [c for c in ("test_error", "val_error", "top1_10crop") if summary[c].notna().any()]

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pandas as pd
 from omegaconf import OmegaConf
 
 from resnet_repro.analysis.report import readme
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def summary(rows):
@@ -151,3 +155,24 @@ def test_an_analysis_names_the_runs_of_its_sweep_that_have_not_finished():
     assert unfinished_note([done, training, missing]) == [
         "- Not finished training, so left out of the analysis: resnet-56 (run 619e, 41700 of "
         "64000 iterations), a run not started (run abcd, 0 of ? iterations)."]
+
+
+def test_the_results_index_is_written_from_the_folders(tmp_path):
+    from resnet_repro.analysis.index import write_index
+    sweep = tmp_path / "fig1" / "paper"
+    sweep.mkdir(parents=True)
+    (sweep / "README.md").write_text("# fig1, profile `paper`\n")
+    pd.DataFrame({"status": ["done", "running", "done"]}).to_csv(sweep / "summary.csv")
+    lesion = tmp_path / "lesion" / "cpu"
+    (lesion / "per_net").mkdir(parents=True)
+    (lesion / "README.md").write_text("# lesion\n")
+    (lesion / "per_net" / "abc.json").write_text('{"net": "resnet-56"}')
+    (tmp_path / "fig1" / "smoke").mkdir()
+    (tmp_path / "fig1" / "smoke" / "README.md").write_text("# not committed\n")
+    text = write_index(tmp_path, ROOT / "conf").read_text()
+    assert "| [fig1/paper](fig1/paper/) | Figure 1: training (left) and test (right) error of " \
+           "plain-20 and plain-56 on CIFAR-10. | paper | 2 of 3 runs finished |" in text
+    assert "| [lesion/cpu](lesion/cpu/) | The lesion study (Veit et al. 2016): blocks deleted " \
+           "from trained ResNets" in text and "| cpu | 1 net: resnet-56 |" in text
+    assert "smoke" not in text
+    assert "At the paper's schedule (64,000 iterations): fig1." in text

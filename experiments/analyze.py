@@ -17,12 +17,11 @@ from resnet_repro.analysis.context import Context
 from resnet_repro.analysis.index import COMMITTED_PROFILES, write_index
 from resnet_repro.analysis.recipes import recipe
 from resnet_repro.config import budget_description, compose_train, protocol_description
-from resnet_repro.runs import read_runs
 from resnet_repro.sweeps import (
     left_out_of_grid,
     sweep_choices,
     sweep_configs,
-    sweep_run_directories,
+    sweep_runs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as given to train.py -m")
     args = parser.parse_args(argv)
     config = sweep_configs(args.overrides, excluded=True)[0]  # the sweep may train nothing
-    runs = read_runs(sweep_run_directories(args.overrides))
+    runs = sweep_runs(args.overrides)
     if runs and all(run.status == "missing" for run in runs):
         sys.exit(f"no runs for {args.overrides}; train them first: "
                  f"python experiments/train.py -m {shlex.join(args.overrides)}")

@@ -44,10 +44,12 @@ def test_table6_aggregates_seeds_and_sits_beside_the_paper():
     assert pd.isna(rows.loc["plain-20", "paper_error"])
     markdown = table6_markdown(table)
     # the paper's form: best of 5 (mean ± std) for 110 only, mean ± std beside its single runs
-    assert ("| resnet-110 | 110 | 0.11M | 3 | best 6.00 (7.00 ± 1.00) | best 6.43 (6.61 ± 0.16) |"
-            in markdown)
-    assert "| resnet-56 | 56 | 0.06M | 2 | 7.25 ± 0.35 | 6.97 |" in markdown
-    assert "| resnet-20 | 20 | 0.02M | 1 | 9.00 | 8.75 |" in markdown
+    # 7.00 - 6.61 ± sqrt(1/3 + 0.16²/5); 7.25 - 6.97 ± 0.354 x sqrt(1/2 + 1)
+    assert ("| resnet-110 | 110 | 0.11M | 3 | best 6.00 (7.00 ± 1.00) | best 6.43 (6.61 ± 0.16, "
+            "5 runs) | +0.39 ± 0.58 |" in markdown)
+    assert "| resnet-56 | 56 | 0.06M | 2 | 7.25 ± 0.35 | 6.97 | +0.28 ± 0.43 |" in markdown
+    assert "| resnet-20 | 20 | 0.02M | 1 | 9.00 | 8.75 | +0.25 |" in markdown
+    assert "| plain-20 | 20 | 0.02M | 1 | 10.00 | - | - |" in markdown
 
 
 def test_table6_keeps_two_protocols_apart():

@@ -14,7 +14,8 @@ def summary(rows):
     return frame.assign(status="done", profile="cpu", dataset="cifar10-jpeg.tar.gz",
                         dataset_sha256="abc", iterations=1200, params=1, wall_seconds=60.0,
                         commit="deadbeef", dirty=False, hardware="cpu", run="x",
-                        series=frame["net"], group="p-" + frame["net"])
+                        series=frame["net"], group="p-" + frame["net"],
+                        train_error_last10=frame["train_error"])
 
 
 def test_readme_states_degradation_and_what_shortcuts_do():
@@ -41,6 +42,19 @@ def test_readme_never_pools_two_protocols_of_one_net():
     assert "run under several protocols (see summary.csv): plain-56 [other], plain-56 [p-plain]" \
         in text
     assert "final training error 40.0, 66.0" not in text and "38.0, 10.0" not in text
+
+
+def test_seeds_of_the_papers_length_are_averaged_beside_the_paper_with_a_standard_error():
+    rows = summary([("plain-20", 20, "plain", seed, 1.0 + seed, 9.0 + seed) for seed in range(3)]
+                   + [("plain-56", 56, "plain", 0, 4.0, 12.0)]).assign(iterations=64000)
+    rows["train_error_last10"] = [1.5, 2.5, 3.5, 4.5]
+    text = readme("fig1", "paper", rows, "make reproduce-fig1")
+    assert "| plain-20 | 1 | 1 | 64000 | 2.00 | 2.50 | 10.00 | 1.3 / 9.6 | +1.20 / +0.40 |" in text
+    # mean 2.5 ± 1, n 3: minus the paper's one run 1.3, SE 1 x sqrt(1/3 + 1) = 1.15
+    assert "| plain-20 | 3 | 2.50 ± 1.00 | 10.00 ± 1.00 | 1.3 / 9.6 | +1.20 ± 1.15 / " \
+           "+0.40 ± 1.15 |" in text
+    assert "| plain-56 | 1 | 4.50 | 12.00 | 5.6 / 13.3 | -1.10 / -1.30 |" in text
+    assert "final training error 2.5, 4.5 %" in text  # the findings use the last 10 windows
 
 
 def test_readme_averages_seeds_and_reports_when_shortcuts_do_not_help():
@@ -110,7 +124,7 @@ def test_a_run_of_the_papers_length_is_compared_with_the_paper_in_points():
     rows.loc[1, "status"] = "running"
     text = readme("fig1", "paper", rows, "make reproduce-fig1")
     assert "ours - paper (train / test) |" in text
-    assert "| 1.3 / 9.6 | -0.2 / -0.3 |" in text  # plain-20: 1.09 - 1.3, 9.31 - 9.6
+    assert "| 1.3 / 9.6 | -0.21 / -0.29 |" in text  # plain-20: 1.09 - 1.3, 9.31 - 9.6
     assert "| 5.6 / 13.3 | - |" in text  # unfinished: no difference
     assert "ours - paper" not in readme("fig1", "cpu", summary([("plain-20", 20, "plain", 0,
                                                                  39.8, 38.3)]), "make")

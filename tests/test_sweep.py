@@ -40,10 +40,11 @@ def fig1_sweep(tiny_archive, tmp_path_factory):
 
 
 def test_experiment_carries_its_own_grid(tiny_archive):
-    configs = sweep_configs(["experiment=fig1", f"data.source={tiny_archive}"])
-    assert [(c.model.depth, c.model.shortcut) for c in configs] == [(20, None), (56, None)]
+    configs = sweep_configs(["experiment=fig1", f"data.source={tiny_archive}"])  # paper
+    assert [(c.model.depth, c.model.shortcut, c.seed) for c in configs] == [
+        (20, None, 0), (20, None, 1), (20, None, 2), (56, None, 0), (56, None, 1), (56, None, 2)]
     wider = sweep_configs(
-        ["experiment=fig1", "model.depth=20,32,44", f"data.source={tiny_archive}"]
+        ["experiment=fig1", "model.depth=20,32,44", "seed=0", f"data.source={tiny_archive}"]
     )
     assert [c.model.depth for c in wider] == [20, 32, 44]
     one_seed = sweep_configs(["experiment=table6", "model.depth=20,56", "seed=0"])

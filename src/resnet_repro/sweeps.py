@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from resnet_repro.config import compose_train, sweep_exclusion
-from resnet_repro.runs import run_directory
+from resnet_repro.runs import Run, family, run_directory
 
 
 def _split(overrides: list[str]):
@@ -61,9 +62,27 @@ def _axis(override) -> list[str]:
     return [f"{key}={value}" for value in override.sweep_string_iterator()]
 
 
+def sweep_runs(overrides: list[str]) -> list[Run]:
+    """The run of every point of the sweep; one not started yet (status ``missing``) named by
+    its point's config (net, seed, depth, family, length), so that it can be said so."""
+    configs = sweep_configs(overrides)
+    runs = []
+    for config, directory in zip(configs, run_directories(configs), strict=True):
+        run = Run.read(directory)
+        if run.status == "missing":
+            run = dataclasses.replace(
+                run, net=net_name(config), seed=config.seed, depth=config.model.depth,
+                family=family(config.model.get("shortcut")), max_steps=config.trainer.max_steps)
+        runs.append(run)
+    return runs
+
+
 def sweep_run_directories(overrides: list[str]) -> list[Path]:
     """The run directory of every point of the sweep, whether it has run yet or not."""
-    configs = sweep_configs(overrides)
+    return run_directories(sweep_configs(overrides))
+
+
+def run_directories(configs: list[DictConfig]) -> list[Path]:
     fingerprints = {}
     for config in configs:
         data = (config.data._target_, str(config.data.source))

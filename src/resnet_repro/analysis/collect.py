@@ -78,7 +78,8 @@ def steady_training_error(attempts: list[pd.DataFrame], max_steps: int | None) -
 
 def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curves, summary) of ``runs``; a run not started yet is listed in the summary with
-    status ``missing``. Final errors are those at the run's ``max_steps``."""
+    status ``missing``, and only finished runs have curves. Final errors are those at the
+    run's ``max_steps``."""
     all_curves, rows = [], []
     for run in runs:
         metrics = run.metrics()
@@ -91,6 +92,7 @@ def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "dataset": Path(run.data_source or "").name,
             "dataset_sha256": run.data_fingerprint,
             "iterations": run.iterations,
+            "max_steps": run.max_steps,
             "params": run.params,
             **{f"{split}_error": final_error(curves, split, run.max_steps)
                for split in SPLITS.values()},
@@ -104,7 +106,7 @@ def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
             "updated": attempt.get("finished") or attempt.get("started"),
             "run": run.name,
         })
-        if run.status != "missing":
+        if run.done:  # an unfinished run is in no figure and no mean: the README names it
             all_curves.append(curves.assign(**_describe(run)))
     curves = pd.concat(all_curves, ignore_index=True) if all_curves else pd.DataFrame()
     summary = pd.DataFrame(rows)

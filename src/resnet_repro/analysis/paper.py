@@ -13,8 +13,8 @@ PAPER_ITERATIONS = 64000
 
 #: Table 6, test error (%) of the ResNets by depth; for 110 the best of 5 runs (6.61 +- 0.16).
 TABLE6_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
-#: Table 6's ResNet-110 over its 5 runs: mean ± std.
-TABLE6_RESNET110_MEAN_STD = "6.61 ± 0.16"
+#: Table 6's ResNet-110 over its 5 runs: (mean, std, runs), the paper's only seed spread.
+TABLE6_RESNET110_RUNS = (6.61, 0.16, 5)
 
 #: Table 2, top-1 error (%) on ImageNet validation, 10-crop testing (option A for the ResNets).
 TABLE2_TOP1 = {"plain-18": 27.94, "plain-34": 28.54, "resnet-18-A": 27.88, "resnet-34-A": 25.03}

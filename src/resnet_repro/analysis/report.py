@@ -77,7 +77,7 @@ def readme(
         f"# {experiment}, profile `{profile}`",
         "",
         f"Written by the analysis from the run directories named in summary.csv (column "
-        f"`run`){_newest_record(summary)}. Redo with:",
+        f"`run`){_newest_record(done)}. Redo with:",
         "",
         f"    {command}",
         "",
@@ -92,7 +92,7 @@ def readme(
         "",
         *_error_definitions(summary),
         "",
-        _table(summary),
+        _table(done),
         "",
         "## What it shows",
         "",
@@ -112,28 +112,43 @@ def _newest_record(summary: pd.DataFrame) -> str:
 
 
 def _provenance(summary: pd.DataFrame) -> list[str]:
-    total_minutes = summary["wall_seconds"].sum() / 60
+    done = summary[summary["status"] == "done"]
+    total_minutes = done["wall_seconds"].sum() / 60
     lines = [
         "- Runs: "
-        + ", ".join(f"{r.net} (seed {r.seed}, {r.status})" for r in summary.itertuples()) + ".",
-        f"- Iterations: {', '.join(str(int(i)) for i in summary['iterations'].dropna().unique())} "
+        + ", ".join(f"{r.net} (seed {r.seed:.0f}, {r.status})" for r in summary.itertuples())
+        + ".",
+        *_unfinished(summary),
+        f"- Iterations: {', '.join(str(int(i)) for i in done['iterations'].dropna().unique())} "
         f"(the paper: {PAPER_ITERATIONS}).",
-        f"- Data: {', '.join(summary['dataset'].dropna().unique())} (content sha256 "
-        f"{', '.join(str(s)[:16] for s in summary['dataset_sha256'].dropna().unique())}...).",
-        f"- Hardware: {', '.join(_each(summary['hardware'], '; '))}.",
-        f"- Precision: {_precisions(summary)}.",
-        f"- Code: commit {', '.join(c[:10] for c in _each(summary['commit'], ' '))}"
-        + _dirty_note(summary) + ".",
+        f"- Data: {', '.join(done['dataset'].dropna().unique())} (content sha256 "
+        f"{', '.join(str(s)[:16] for s in done['dataset_sha256'].dropna().unique())}...).",
+        f"- Hardware: {', '.join(_each(done['hardware'], '; '))}.",
+        f"- Precision: {_precisions(done)}.",
+        f"- Code: commit {', '.join(c[:10] for c in _each(done['commit'], ' '))}"
+        + _dirty_note(done) + ".",
         "- Wall time: "
-        + ", ".join(f"{r.net} {r.wall_seconds / 60:.1f} min" for r in summary.dropna(
+        + ", ".join(f"{r.net} {r.wall_seconds / 60:.1f} min" for r in done.dropna(
             subset=["wall_seconds"]).itertuples())
         + f"; {total_minutes:.1f} min of training in all.",
     ]
-    if summary["dataset"].str.contains("jpeg", case=False).any():
+    if done["dataset"].str.contains("jpeg", case=False).any():
         lines.append(f"- {JPEG_NOTE}")
-    if summary["dataset"].str.contains("png", case=False).any():
+    if done["dataset"].str.contains("png", case=False).any():
         lines.append(f"- {PNG_NOTE}")
     return lines
+
+
+def _unfinished(summary: pd.DataFrame) -> list[str]:
+    """The line naming the runs not finished, which no figure, table or mean holds."""
+    unfinished = [f"{r.net} seed {r.seed:.0f} ("
+                  + (f"{r.iterations:,.0f} of {r.max_steps:,.0f} iterations, recorded "
+                     f"{str(r.updated)[:10]})"
+                     if r.status != "missing" else "not started)")
+                  for r in summary[summary["status"] != "done"].itertuples()]
+    if not unfinished:
+        return []
+    return [f"- Not finished, so in no figure, table or mean: {', '.join(unfinished)}."]
 
 
 def _each(column: pd.Series, separator: str) -> list[str]:
@@ -174,14 +189,15 @@ def _eval_column(summary: pd.DataFrame) -> str:
 
 
 def _error_definitions(summary: pd.DataFrame) -> list[str]:
-    training = ("Training error is the mean over the last logging window of training "
-                "mini-batches; ")
     if _is_imagenet(summary):
-        return [training + "validation error is of the center crops of the whole validation "
+        return ["Training error is the mean over the last logging window of training "
+                "mini-batches; validation error is of the center crops of the whole validation "
                 "set at the last iteration; the 10-crop errors come from the test after the last "
                 "iteration (never a best epoch)."]
-    return [training + "test error is on the whole 10,000-image test set at the last "
-            "iteration (never a best epoch)."]
+    return ["Training error: the last logging window's (the mean over its mini-batches) and, "
+            "steadier, the mean of the last 10 windows at the final learning rate (`last 10`, "
+            "on which `make verify` judges training error); test error: the whole 10,000-image "
+            "test set at the last iteration (never a best epoch)."]
 
 
 def _table(summary: pd.DataFrame) -> str:
@@ -195,26 +211,56 @@ def _table(summary: pd.DataFrame) -> str:
         return "\n".join(rows)
     at_paper_length = (summary["iterations"] == PAPER_ITERATIONS).any()
     rows = [
-        "| net | params | iterations | training error | test error | paper at 64k (train / test) |"
-        + (" ours - paper (train / test) |" if at_paper_length else ""),
-        "|---|---:|---:|---:|---:|---|" + ("---|" if at_paper_length else ""),
+        "| net | seed | params | iterations | training error | training, last 10 | test error "
+        "| paper at 64k (train / test) |" + (" ours - paper (train / test) |"
+                                              if at_paper_length else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---|" + ("---|" if at_paper_length else ""),
     ]
-    for run in summary.sort_values(["shortcut", "depth"]).itertuples():
+    for run in summary.sort_values(["shortcut", "depth", "seed"]).itertuples():
         paper = FIGURE6_FINAL.get(run.net)
-        row = (f"| {run.net} | {run.params:,} | {run.iterations} | {run.train_error:.1f} | "
-               f"{run.test_error:.1f} | {f'{paper[0]} / {paper[1]}' if paper else '-'} |")
+        row = (f"| {run.net} | {run.seed:.0f} | {run.params:,.0f} | {run.iterations:.0f} | "
+               f"{run.train_error:.2f} | {run.train_error_last10:.2f} | {run.test_error:.2f} | "
+               f"{f'{paper[0]} / {paper[1]}' if paper else '-'} |")
         if at_paper_length:
             row += f" {_difference(run, paper)} |"
         rows.append(row)
-    return "\n".join(rows)
+    return "\n".join(rows) + _means_table(summary)
 
 
 def _difference(run, paper: tuple[float, float] | None) -> str:
-    """Our final errors minus the paper's, in points, for a finished run of the paper's length
-    only (a shorter run's distance from the paper is its schedule's, not a finding)."""
+    """Our final errors (training: the last 10 windows) minus the paper's, in points, for a
+    finished run of the paper's length only (a shorter run's distance from the paper is its
+    schedule's, not a finding)."""
     if paper is None or run.status != "done" or run.iterations != PAPER_ITERATIONS:
         return "-"
-    return f"{run.train_error - paper[0]:+.1f} / {run.test_error - paper[1]:+.1f}"
+    return f"{run.train_error_last10 - paper[0]:+.2f} / {run.test_error - paper[1]:+.2f}"
+
+
+def _means_table(summary: pd.DataFrame) -> str:
+    """Where a net has several finished seeds: its mean ± std (n) and, at the paper's length,
+    the mean minus the paper's one run, ± its standard error s·sqrt(1/n + 1): the paper's run
+    has a seed's noise too, taken to be ours."""
+    done = summary[summary["status"] == "done"]
+    columns = {"train_error_last10": "training, last 10", "test_error": "test error"}
+    grouped = done.groupby(["shortcut", "depth", "series"], sort=True)
+    if done.empty or grouped.size().max() < 2:
+        return ""
+    rows = ["", "", "Mean ± std over seeds (n):", "",
+            "| net | n | " + " | ".join(columns.values()) + " | paper at 64k (train / test) | "
+            "ours - paper ± SE (train / test) |", "|---|---:|---:|---:|---|---|"]
+    for (_, _, series), runs in grouped:
+        n = len(runs)
+        stats = {c: (runs[c].mean(), runs[c].std()) for c in columns}
+        paper = FIGURE6_FINAL.get(runs["net"].iloc[0])
+        cells = [f"{m:.2f} ± {sd:.2f}" if n > 1 else f"{m:.2f}" for m, sd in stats.values()]
+        difference = "-"
+        if paper and (runs["iterations"] == PAPER_ITERATIONS).all():
+            difference = " / ".join(
+                f"{m - ref:+.2f}" + (f" ± {sd * (1 / n + 1) ** 0.5:.2f}" if n > 1 else "")
+                for (m, sd), ref in zip(stats.values(), paper, strict=True))
+        rows.append(f"| {series} | {n} | {' | '.join(cells)} | "
+                    f"{f'{paper[0]} / {paper[1]}' if paper else '-'} | {difference} |")
+    return "\n".join(rows)
 
 
 def _trend(errors: pd.Series) -> str:
@@ -260,7 +306,9 @@ def _findings(done: pd.DataFrame, eval_column: str = "test_error") -> list[str]:
     each shortcut option), and each residual net against its plain twin. Means over seeds."""
     eval_name = "test" if eval_column == "test_error" else "validation"
     done, lines = _one_protocol_per_net(done)
-    means = done.groupby(["shortcut", "depth"])[["train_error", eval_column]].mean()
+    train_column = "train_error_last10" if eval_column == "test_error" else "train_error"
+    means = done.groupby(["shortcut", "depth"])[[train_column, eval_column]].mean().rename(
+        columns={train_column: "train_error"})
     for shortcut, family in means.groupby(level="shortcut"):
         family = family.droplevel("shortcut")
         if len(family) < 2:

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from resnet_repro.analysis.precision import compare, compare_gaps, decision
+from resnet_repro.analysis.precision import compare, compare_gaps, decision, predict_single_runs
 
 
 def summary(shift: dict[str, float], gap_shift: float = 0.0) -> pd.DataFrame:
@@ -15,7 +15,7 @@ def summary(shift: dict[str, float], gap_shift: float = 0.0) -> pd.DataFrame:
             extra = shift.get(net, 0.0) + (gap_shift if net == "plain-56" else 0.0) \
                 if precision == "bf16-mixed" else 0.0
             rows += [{"net": net, "precision": precision, "seed": seed, "status": "done",
-                      "train_error": level + extra + seed - 1,
+                      "train_error_last10": level + extra + seed - 1,
                       "test_error": level + extra + seed - 1} for seed in range(3)]
     return pd.DataFrame(rows)
 
@@ -25,7 +25,7 @@ def test_agreeing_precisions_allow_bf16():
     nets, gaps = compare(runs), compare_gaps(runs)
     assert len(nets) == 8 and nets["agree"].all() and gaps["agree"].all()
     assert nets.loc[nets["net"] == "resnet-56", "difference"].tolist() == [0.5, 0.5]
-    assert "train with bf16 autocast" in decision(nets, gaps)[0]
+    assert "train with bf16 autocast" in decision(nets, gaps, predict_single_runs(runs))[0]
 
 
 def test_a_net_that_moves_or_a_gap_that_moves_keeps_fp32():
@@ -34,8 +34,9 @@ def test_a_net_that_moves_or_a_gap_that_moves_keeps_fp32():
     assert not nets.loc[nets["net"] == "plain-56", "agree"].any()
     assert not gaps["agree"].any()  # the gap moved with it: 30 against 33 (2 SE 2.31)
     assert gaps["fp32_gap"].tolist() == [30.0, 30.0] and gaps["bf16_gap"].tolist() == [33.0, 33.0]
-    text = decision(nets, gaps)[0]
-    assert "disagree for plain-56 (training), plain-56 (test), the gap (training)" in text
+    text = decision(nets, gaps, predict_single_runs(runs))[0]
+    assert "disagree for plain-56 (training (last 10 windows)), plain-56 (test), the gap " \
+           "(training (last 10 windows))" in text
     assert text.endswith("train in fp32.")
 
 
@@ -43,4 +44,22 @@ def test_one_seed_a_side_decides_nothing():
     runs = summary({})
     one_seed = runs[runs["seed"] == 0]
     assert compare(one_seed).empty and compare_gaps(one_seed).empty
-    assert decision(compare(one_seed), compare_gaps(one_seed))[0].startswith("No decision")
+    assert predict_single_runs(one_seed).empty
+    assert decision(compare(one_seed), compare_gaps(one_seed),
+                    predict_single_runs(one_seed))[0].startswith("No decision")
+
+
+def test_one_fp32_run_is_judged_by_bf16s_prediction_interval():
+    """bf16 seeds at 37, 38, 39 (std 1, n 3): 38 ± t(0.975, 2) = 4.30 x sqrt(4/3) = 4.97."""
+    for shift, inside in ((4.9, True), (5.1, False)):
+        runs = summary({})
+        runs = runs[(runs["net"] == "plain-20") & ((runs["precision"] == "bf16-mixed")
+                                                   | (runs["seed"] == 0))].copy()
+        fp32 = runs["precision"] == "32-true"
+        runs.loc[fp32, ["train_error_last10", "test_error"]] = 38.0 + shift
+        single = predict_single_runs(runs)
+        assert single["half_width"].tolist() == [4.97, 4.97]
+        assert single["agree"].tolist() == [inside, inside]
+        text = decision(compare(runs), compare_gaps(runs), single)[0]
+        assert ("inside the other precision's 95 % prediction interval" in text) == inside
+        assert (f"+{shift:.2f} points, interval ± 4.97" in text) == (not inside)

@@ -7,6 +7,12 @@ training and test errors of its bf16 seeds agree with its fp32 seeds' (the diffe
 two standard errors, sqrt(s1²/n1 + s2²/n2) from each side's own seeds), and the degradation
 gap (plain-56 minus plain-20) agrees likewise; otherwise fp32. A sanity check that would catch
 a real failure (a plain net that diverges, a gap that moves), not a proof of equality.
+
+At the paper's schedule, checked at convergence, the rule written down before its fp32 run
+finished: one fp32 run agrees with bf16 where it lies inside the 95 % prediction interval of
+bf16's seeds for a new run of the same protocol, mean ± t(0.975, n - 1) · s · sqrt(1 + 1/n),
+for the final test error and the steady training error (the mean of the last 10 windows); a
+run outside it says bf16 shifts the result, by the distance given.
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from resnet_repro.analysis.claims import Side
+from resnet_repro.analysis.claims import Side, t_critical
 from resnet_repro.analysis.context import Context
 from resnet_repro.analysis.nets import save_csv, write_readme
-from resnet_repro.analysis.plots import plt, save_figure
+from resnet_repro.analysis.plots import draw_net, finish_axis, plt, save_figure, series_in_order
 
 PRECISIONS = ("32-true", "bf16-mixed")
-COLUMNS = {"train_error": "training", "test_error": "test"}
+COLUMNS = {"train_error_last10": "training (last 10 windows)", "test_error": "test"}
+#: The level of the prediction interval for a single run (two-sided).
+PREDICTION_LEVEL = 0.95
 GAP = ("plain-20", "plain-56")
 
 
@@ -54,6 +62,30 @@ def compare(done: pd.DataFrame) -> pd.DataFrame:
             rows.append({"net": net, "error": name, "fp32": str(fp32), "bf16": str(bf16),
                          **agreement(bf16.mean - fp32.mean, [fp32.std**2, bf16.std**2],
                                      [fp32.n, bf16.n])})
+    return pd.DataFrame(rows)
+
+
+def prediction(single: Side, seeds: Side) -> dict:
+    """Whether ``single`` (one run) lies inside the prediction interval of ``seeds`` for a new
+    run: mean ± t · s · sqrt(1 + 1/n), t Student's two-sided ``PREDICTION_LEVEL`` quantile."""
+    t = t_critical(1 - (1 - PREDICTION_LEVEL) / 2, seeds.n - 1)
+    half_width = t * seeds.std * math.sqrt(1 + 1 / seeds.n)
+    difference = single.mean - seeds.mean
+    return {"difference": round(difference, 2), "half_width": round(half_width, 2),
+            "agree": abs(difference) <= half_width}
+
+
+def predict_single_runs(done: pd.DataFrame) -> pd.DataFrame:
+    """One row per net and error where one precision has a single run and the other several:
+    the single run against the others' prediction interval."""
+    rows = []
+    for net in sorted(done["net"].unique()):
+        for column, name in COLUMNS.items():
+            fp32, bf16 = sides(done, net, column)
+            for single, seeds in ((fp32, bf16), (bf16, fp32)):
+                if single.n == 1 and seeds.n >= 2:
+                    rows.append({"net": net, "error": name, "single": str(single),
+                                 "seeds": str(seeds), **prediction(single, seeds)})
     return pd.DataFrame(rows)
 
 
@@ -92,41 +124,90 @@ def plot(done: pd.DataFrame, title: str):
     return figure
 
 
+def plot_curves(curves: pd.DataFrame, title: str):
+    """Training (thin) and test (bold) error curves of each net at each precision: the mean
+    over its seeds, their range shaded; fp32 solid, bf16 dashed."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for series in series_in_order(curves):
+        points = curves[curves["series"] == series]
+        precision = "fp32" if "32" in str(points["precision"].iloc[0]) else "bf16"
+        style = {"linestyle": "-" if precision == "fp32" else "--"}
+        label = f"{points['net'].iloc[0]} {precision} ({points['seed'].nunique()} seed"
+        label += "s)" if points["seed"].nunique() > 1 else ")"
+        draw_net(axis, curves, series, "train", linewidth=0.6, **style)
+        draw_net(axis, curves, series, "test", linewidth=1.8, label=label, **style)
+    finish_axis(axis, None, "error (%): training thin, test bold")
+    axis.set_yscale("log")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
 def run(context: Context) -> dict[str, Path]:
-    _, summary = context.tables
+    curves, summary = context.tables
     done = summary[summary["status"] == "done"]
-    nets, gaps = compare(done), compare_gaps(done)
+    nets, gaps, single = compare(done), compare_gaps(done), predict_single_runs(done)
     out = context.out_dir
     written = {"comparison": save_csv(nets, out / "comparison.csv"),
                "gaps": save_csv(gaps, out / "gap.csv"),
+               "prediction": save_csv(single, out / "prediction.csv"),
                "summary": save_csv(summary, out / "summary.csv")}
-    figure = plot(done, context.title("bf16 autocast against fp32"))
-    written["figure"] = save_figure(figure, out / "precision")[0]
-    plt.close(figure)
+    figures = {"precision": plot(done, context.title("bf16 autocast against fp32"))}
+    if not single.empty:
+        precisions = summary.set_index(["net", "group"])["precision"].to_dict()
+        figures["curves"] = plot_curves(curves.assign(precision=[
+            precisions[key] for key in zip(curves["net"], curves["group"], strict=True)]),
+            context.title("bf16 against fp32 through training"))
+    for name, figure in figures.items():
+        written[name] = save_figure(figure, out / name)[0]
+        plt.close(figure)
     written["readme"] = write_readme(
         context, context.title("Precision: bf16 autocast against fp32"), context.finished,
-        measured(nets, gaps), decision(nets, gaps), ["precision.png"])
+        measured(nets, gaps, single), decision(nets, gaps, single),
+        [f"{name}.png" for name in figures])
     return written
 
 
-def measured(nets: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
-    lines = [__doc__.split("\n\n")[1].replace("\n", " "), "",
-             "Final errors (%) at the last iteration, mean ± std over seeds:", "",
-             "| net | error | fp32 | bf16 | bf16 - fp32 | 2 SE | agree |",
-             "|---|---|---|---|---:|---:|---|"]
-    lines += [f"| {r.net} | {r.error} | {r.fp32} | {r.bf16} | {r.difference:+.2f} | "
-              f"{r.two_se:.2f} | {'yes' if r.agree else 'NO'} |" for r in nets.itertuples()]
-    lines += ["", f"The degradation gap, {GAP[1]} minus {GAP[0]} (points):", "",
-              "| error | fp32 gap | bf16 gap | difference | 2 SE | agree |",
-              "|---|---:|---:|---:|---:|---|"]
-    lines += [f"| {r.error} | {r.fp32_gap:.2f} | {r.bf16_gap:.2f} | {r.difference:+.2f} | "
-              f"{r.two_se:.2f} | {'yes' if r.agree else 'NO'} |" for r in gaps.itertuples()]
+def measured(nets: pd.DataFrame, gaps: pd.DataFrame, single: pd.DataFrame) -> list[str]:
+    lines = [paragraph.replace("\n", " ") for paragraph in __doc__.split("\n\n")[1:]]
+    lines = [line for paragraph in lines for line in (paragraph, "")]
+    if not nets.empty:
+        lines += ["Final errors (%) at the last iteration, mean ± std over seeds:", "",
+                  "| net | error | fp32 | bf16 | bf16 - fp32 | 2 SE | agree |",
+                  "|---|---|---|---|---:|---:|---|"]
+        lines += [f"| {r.net} | {r.error} | {r.fp32} | {r.bf16} | {r.difference:+.2f} | "
+                  f"{r.two_se:.2f} | {'yes' if r.agree else 'NO'} |" for r in nets.itertuples()]
+    if not gaps.empty:
+        lines += ["", f"The degradation gap, {GAP[1]} minus {GAP[0]} (points):", "",
+                  "| error | fp32 gap | bf16 gap | difference | 2 SE | agree |",
+                  "|---|---:|---:|---:|---:|---|"]
+        lines += [f"| {r.error} | {r.fp32_gap:.2f} | {r.bf16_gap:.2f} | {r.difference:+.2f} | "
+                  f"{r.two_se:.2f} | {'yes' if r.agree else 'NO'} |" for r in gaps.itertuples()]
+    if not single.empty:
+        lines += ["", "One run against the other precision's seeds (final errors, %; the 95 % "
+                  "prediction interval's half-width):", "",
+                  "| net | error | one run | seeds | difference | half-width | inside |",
+                  "|---|---|---|---|---:|---:|---|"]
+        lines += [f"| {r.net} | {r.error} | {r.single} | {r.seeds} | {r.difference:+.2f} | "
+                  f"{r.half_width:.2f} | {'yes' if r.agree else 'NO'} |"
+                  for r in single.itertuples()]
     return lines
 
 
-def decision(nets: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
+def decision(nets: pd.DataFrame, gaps: pd.DataFrame, single: pd.DataFrame) -> list[str]:
+    if not single.empty:
+        outside = [f"{r.net} ({r.error}: {r.difference:+.2f} points, interval ± "
+                   f"{r.half_width:.2f})" for r in single.itertuples() if not r.agree]
+        if outside:
+            return [f"The single run lies outside the other precision's prediction interval "
+                    f"for {', '.join(outside)}: bf16 shifts that result by about the "
+                    "difference given, which the README's faithfulness lines must say."]
+        return ["The single run lies inside the other precision's 95 % prediction interval "
+                f"for {', '.join(sorted(set(single['net'])))}, training and test error alike: "
+                "at convergence bf16 changes these nets' final errors by less than seed noise."]
     if nets.empty or gaps.empty:
-        return ["No decision: a net or the gap lacks two seeds at one of the precisions."]
+        return ["No decision: a net or the gap lacks two seeds at one of the precisions, and "
+                "no single run has seeds of the other precision to be set against."]
     disagreeing = [f"{r.net} ({r.error})" for r in nets.itertuples() if not r.agree]
     disagreeing += [f"the gap ({r.error})" for r in gaps.itertuples() if not r.agree]
     if disagreeing:

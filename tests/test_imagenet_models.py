@@ -79,3 +79,49 @@ def test_names_carry_the_shortcut_option():
 def test_depth_outside_table1_is_refused(depth):
     with pytest.raises(ValueError, match="Table 1"):
         ImageNetResNet(depth)
+
+
+def torchvision_net(depth: int) -> torch.nn.Module:
+    """torchvision's resnet<depth>, randomly initialised (nothing downloaded), with random
+    BatchNorm affine parameters and running statistics, so that every layer's mapping shows."""
+    torch.manual_seed(depth)
+    reference = getattr(torchvision.models, f"resnet{depth}")()
+    for module in reference.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            for tensor, low, high in ((module.weight, 0.8, 1.2), (module.bias, -0.1, 0.1),
+                                      (module.running_mean, -0.1, 0.1),
+                                      (module.running_var, 0.8, 1.2)):
+                tensor.data.uniform_(low, high)
+    return reference.eval()
+
+
+def with_weights_of(reference: torch.nn.Module, depth: int, **options) -> ImageNetResNet:
+    """The project's option-B net with ``reference``'s weights, tensor by tensor in order."""
+    net = ImageNetResNet(depth, shortcut="B", **options)
+    ours, theirs = net.state_dict(), reference.state_dict()
+    assert len(ours) == len(theirs)
+    for (name, tensor), (their_name, their_tensor) in zip(ours.items(), theirs.items(),
+                                                          strict=True):
+        assert tensor.shape == their_tensor.shape, (name, their_name)
+        assert name.rsplit(".", 1)[1] == their_name.rsplit(".", 1)[1], (name, their_name)
+    net.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    return net.eval()
+
+
+@pytest.mark.parametrize("depth", sorted(TABLE1_GIGA_MULTIPLY_ADDS))
+def test_option_b_nets_compute_torchvisions_function(depth):
+    """Same weights, same outputs (fp32, evaluation mode). torchvision's bottleneck subsamples
+    in its 3x3 ("v1.5"); the paper's, the project's default, in its first 1x1: with that
+    default the same weights compute another function (checked for ResNet-50)."""
+    reference = torchvision_net(depth)
+    options = {"stride_on": "3x3"} if depth >= 50 else {}
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference(images)
+        scale = (expected[0] - expected[1]).abs().max()
+        assert scale > 1e-3 * expected.abs().max()  # the outputs depend on the images
+        torch.testing.assert_close(with_weights_of(reference, depth, **options)(images),
+                                   expected, rtol=1e-5, atol=1e-5 * float(scale))
+        if depth == 50:
+            paper = with_weights_of(reference, depth)(images)
+            assert (paper - expected).abs().max() > 0.1 * scale

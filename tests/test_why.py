@@ -68,6 +68,8 @@ def test_gradient_norms_equal_a_hand_computed_autograd_norm():
         rel=1e-5)
     assert block_rows["grad_norm"].tolist() == pytest.approx([g.norm().item()
                                                               for g in grads[7:]], rel=1e-5)
+    assert block_rows["rms"].tolist() == pytest.approx(  # per element: the size taken out
+        [g.square().mean().sqrt().item() for g in grads[7:]], rel=1e-5)
 
 
 def test_the_trend_rule_names_vanishing_exploding_and_level():

@@ -3,7 +3,10 @@
 For a net and fixed batches of training images (unaugmented, BN in training mode as in a
 training step), the gradient of the mean cross-entropy loss: per conv layer its norm
 ‖∂L/∂W‖ and ‖∂L/∂W‖ / ‖W‖, and per block the norm of the gradient at the block's input
-‖∂L/∂x‖, each averaged over the batches. Nets at initialization (several seeds, the same
+‖∂L/∂x‖ and its root mean square over the input's elements (the norm / sqrt(elements)), each
+averaged over the batches. The trend through the depth is judged on the RMS: the first block's
+input (16 x 32 x 32 per image) has 4 times the elements of the last's (64 x 8 x 8), which alone
+makes its norm twice as large. Nets at initialization (several seeds, the same
 initialization a run of that seed starts from) and at the final weights of finished runs.
 """
 
@@ -21,7 +24,7 @@ from resnet_repro.analysis.nets import dataset, save_csv, write_readme
 from resnet_repro.analysis.plots import plt, save_figure
 from resnet_repro.runs import PLAIN, family
 
-#: A block's input gradient this many times smaller at the first block than at the last
+#: A block's input gradient (RMS) this many times smaller at the first block than at the last
 #: counts as vanishing towards the input; this many times larger, as exploding.
 TREND_FACTOR = 10.0
 
@@ -46,7 +49,7 @@ def gradient_norms(net: nn.Module, batches: list[tuple[torch.Tensor, torch.Tenso
         inputs.append(args[0])
 
     handles = [block.register_forward_pre_hook(keep_input) for block in blocks]
-    sums = torch.zeros(len(convs) + len(blocks), dtype=torch.float64)
+    sums = torch.zeros(len(convs) + 2 * len(blocks), dtype=torch.float64)
     try:
         for images, labels in batches:
             net.zero_grad(set_to_none=True)
@@ -54,6 +57,7 @@ def gradient_norms(net: nn.Module, batches: list[tuple[torch.Tensor, torch.Tenso
             F.cross_entropy(net(images.requires_grad_(False)), labels).backward()
             norms = [conv.weight.grad.norm() for conv in convs]
             norms += [tensor.grad.norm() for tensor in inputs]
+            norms += [tensor.grad.norm() / tensor.numel() ** 0.5 for tensor in inputs]
             sums += torch.stack(norms).double()
     finally:
         for handle in handles:
@@ -62,8 +66,11 @@ def gradient_norms(net: nn.Module, batches: list[tuple[torch.Tensor, torch.Tenso
     weights = [conv.weight.detach().norm().item() for conv in convs]
     rows = [{"kind": "conv", "layer": i + 1, "grad_norm": g, "weight_norm": w,
              "relative": g / w} for i, (g, w) in enumerate(zip(means, weights, strict=False))]
-    rows += [{"kind": "block", "layer": i + 1, "grad_norm": g, "weight_norm": None,
-              "relative": None} for i, g in enumerate(means[len(convs):])]
+    block_norms, block_rms = means[len(convs):len(convs) + len(blocks)], \
+        means[len(convs) + len(blocks):]
+    rows += [{"kind": "block", "layer": i + 1, "grad_norm": g, "rms": r, "weight_norm": None,
+              "relative": None} for i, (g, r) in enumerate(zip(block_norms, block_rms,
+                                                                  strict=True))]
     return pd.DataFrame(rows)
 
 
@@ -83,16 +90,18 @@ def findings(table: pd.DataFrame) -> list[str]:
     the conv weight gradients at the first and last layer."""
     lines = []
     keys = ["state", "shortcut", "depth", "net"]
-    means = table.groupby([*keys, "kind", "layer"])[["grad_norm", "relative"]].mean()
+    means = table.groupby([*keys, "kind", "layer"])[["grad_norm", "rms", "relative"]].mean()
     for (state, _, _, net), rows in means.groupby(level=keys, sort=True):
-        blocks = rows.xs("block", level="kind")["grad_norm"]
+        blocks = rows.xs("block", level="kind")
         convs = rows.xs("conv", level="kind")
-        ratio, verdict = trend(blocks)
+        ratio, verdict = trend(blocks["rms"])
+        norm_ratio = blocks["grad_norm"].iloc[0] / blocks["grad_norm"].iloc[-1]
         seeds = table[(table["net"] == net) & (table["state"] == state)]["seed"].nunique()
         lines.append(
-            f"- {net} at {state} ({seeds} seed{'s' if seeds > 1 else ''}): ‖∂L/∂x‖ at the first "
-            f"block {blocks.iloc[0]:.3g}, at the last {blocks.iloc[-1]:.3g} (ratio "
-            f"{ratio:.3g}): the gradients {verdict}. ‖∂L/∂W‖ of the first conv "
+            f"- {net} at {state} ({seeds} seed{'s' if seeds > 1 else ''}): RMS of ∂L/∂x at the "
+            f"first block {blocks['rms'].iloc[0]:.3g}, at the last {blocks['rms'].iloc[-1]:.3g} "
+            f"(ratio {ratio:.3g}; of the norms {norm_ratio:.3g}): the gradients {verdict}. "
+            f"‖∂L/∂W‖ of the first conv "
             f"{convs['grad_norm'].iloc[0]:.3g}, of the last {convs['grad_norm'].iloc[-1]:.3g}; "
             f"‖∂L/∂W‖/‖W‖ {convs['relative'].iloc[0]:.3g} and {convs['relative'].iloc[-1]:.3g}.")
     return lines
@@ -102,7 +111,7 @@ FAMILY_COLOURS = {PLAIN: "tab:red", "A": "tab:blue"}
 STATE_STYLES = {"initialization": "--", "final weights": "-"}
 PANEL_ROWS = (("conv", "grad_norm", "‖∂L/∂W‖ per conv layer"),
               ("conv", "relative", "‖∂L/∂W‖ / ‖W‖"),
-              ("block", "grad_norm", "‖∂L/∂x‖ at each block's input"))
+              ("block", "rms", "RMS of ∂L/∂x at each block's input"))
 
 
 def plot_gradients(table: pd.DataFrame, title: str):
@@ -166,9 +175,9 @@ def run(context) -> dict:
         f"Nets at initialization: depths {', '.join(map(str, config.analysis.init_depths))}, "
         f"plain and ResNet, seeds 0-{budget.gradient_seeds - 1}. Final weights: the runs listed "
         "above.",
-        f"- Rule: the gradients vanish (explode) towards the input where ‖∂L/∂x‖ at the first "
-        f"block is more than {TREND_FACTOR:g} times smaller (larger) than at the last block; "
-        "otherwise they stay level.",
+        f"- Rule: the gradients vanish (explode) towards the input where the RMS of ∂L/∂x at "
+        f"the first block is more than {TREND_FACTOR:g} times smaller (larger) than at the last "
+        "block; otherwise they stay level.",
     ]
     written["readme"] = write_readme(
         context, context.title("Gradient norms through the depth"), runs, measured,

@@ -190,3 +190,17 @@ def test_the_results_index_is_written_from_the_folders(tmp_path):
            "from trained ResNets" in text and "| cpu | 1 net: resnet-56 |" in text
     assert "smoke" not in text
     assert "At the paper's schedule (64,000 iterations): fig1." in text
+
+
+def test_a_window_lost_at_a_stop_is_named_with_the_attempt_that_stopped_on_it():
+    from types import SimpleNamespace
+
+    from resnet_repro.analysis.collect import missing_windows
+    curves = pd.DataFrame({"split": "train", "iteration": [100, 200, 400, 500, 700]})
+    run = SimpleNamespace(done=True, attempts=({"iterations": 300}, {"iterations": 800}))
+    assert missing_windows(run, curves) == "300 (attempt 1 stopped there); 600"
+    assert missing_windows(run, curves[curves["iteration"] <= 200]) == ""
+    rows = summary([("resnet-56", 56, "A", 0, 0.1, 7.0)]).assign(
+        missing_windows="38900 (attempt 3 stopped there)")
+    assert "resnet-56 seed 0's training curve lacks the logging window ending at iteration " \
+           "38900 (attempt 3 stopped there)" in readme("fig6", "paper", rows, "make")

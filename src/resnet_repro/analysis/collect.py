@@ -76,6 +76,22 @@ def steady_training_error(attempts: list[pd.DataFrame], max_steps: int | None) -
     return float(at_final_rate["train/err"].iloc[-STEADY_WINDOWS:].mean())
 
 
+def missing_windows(run: Run, curves: pd.DataFrame) -> str:
+    """The training windows absent from a finished run's curve (the spacing taken as its most
+    common), each with the attempt that stopped on it where one did: before commit e5ad669 a
+    budget stop on a window's last iteration lost that window. Empty where none is missing."""
+    windows = curves.loc[curves["split"] == "train", "iteration"].sort_values()
+    if not run.done or len(windows) < 3:
+        return ""
+    spacing = int(windows.diff().mode().iloc[0])
+    present = set(windows)
+    missing = [i for i in range(int(windows.iloc[0]), int(windows.iloc[-1]), spacing)
+               if i not in present]
+    stops = {attempt.get("iterations"): k + 1 for k, attempt in enumerate(run.attempts)}
+    return "; ".join(f"{i}" + (f" (attempt {stops[i]} stopped there)" if i in stops else "")
+                     for i in missing)
+
+
 def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curves, summary) of ``runs``; a run not started yet is listed in the summary with
     status ``missing``, and only finished runs have curves. Final errors are those at the
@@ -97,6 +113,7 @@ def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
             **{f"{split}_error": final_error(curves, split, run.max_steps)
                for split in SPLITS.values()},
             "train_error_last10": steady_training_error(metrics, run.max_steps),
+            "missing_windows": missing_windows(run, curves),
             **final_tests_of(metrics),
             "wall_seconds": run.wall_seconds,
             "commit": " ".join(run.commits) or None,  # a run resumed across commits: each

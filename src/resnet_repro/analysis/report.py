@@ -119,6 +119,7 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
         + ", ".join(f"{r.net} (seed {r.seed:.0f}, {r.status})" for r in summary.itertuples())
         + ".",
         *_unfinished(summary),
+        *_missing_windows(done),
         f"- Iterations: {', '.join(str(int(i)) for i in done['iterations'].dropna().unique())} "
         f"(the paper: {PAPER_ITERATIONS}).",
         f"- Data: {', '.join(done['dataset'].dropna().unique())} (content sha256 "
@@ -139,16 +140,33 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _missing_windows(done: pd.DataFrame) -> list[str]:
+    """A line per finished run whose training curve lacks windows, and why where known."""
+    if "missing_windows" not in done:
+        return []
+    return [f"- {r.net} seed {r.seed:.0f}'s training curve lacks the logging window ending at "
+            f"iteration {r.missing_windows}: a budget stop on a window's last iteration lost "
+            "that window's training error until commit e5ad669 (the weights and every test "
+            "point are as uninterrupted; the run stays as it is)."
+            for r in done.itertuples() if isinstance(r.missing_windows, str)
+            and r.missing_windows]
+
+
 def _unfinished(summary: pd.DataFrame) -> list[str]:
     """The line naming the runs not finished, which no figure, table or mean holds."""
-    unfinished = [f"{r.net} seed {r.seed:.0f} ("
-                  + (f"{r.iterations:,.0f} of {r.max_steps:,.0f} iterations, recorded "
-                     f"{str(r.updated)[:10]})"
-                     if r.status != "missing" else "not started)")
-                  for r in summary[summary["status"] != "done"].itertuples()]
-    if not unfinished:
+    unfinished = summary[summary["status"] != "done"]
+    lengths = unfinished.get("max_steps", pd.Series(float("nan"), index=unfinished.index))
+    names = []
+    for run, length in zip(unfinished.itertuples(), lengths, strict=True):
+        if run.status == "missing":
+            names.append(f"{run.net} seed {run.seed:.0f} (not started)")
+            continue
+        of = "" if pd.isna(length) else f" of {length:,.0f}"
+        names.append(f"{run.net} seed {run.seed:.0f} ({run.iterations:,.0f}{of} iterations, "
+                     f"recorded {str(run.updated)[:10]})")
+    if not names:
         return []
-    return [f"- Not finished, so in no figure, table or mean: {', '.join(unfinished)}."]
+    return [f"- Not finished, so in no figure, table or mean: {', '.join(names)}."]
 
 
 def _each(column: pd.Series, separator: str) -> list[str]:

@@ -162,8 +162,9 @@ def _unfinished(summary: pd.DataFrame) -> list[str]:
             names.append(f"{run.net} seed {run.seed:.0f} (not started)")
             continue
         of = "" if pd.isna(length) else f" of {length:,.0f}"
-        names.append(f"{run.net} seed {run.seed:.0f} ({run.iterations:,.0f}{of} iterations, "
-                     f"recorded {str(run.updated)[:10]})")
+        recorded = getattr(run, "updated", None)
+        names.append(f"{run.net} seed {run.seed:.0f} ({run.iterations:,.0f}{of} iterations"
+                     + (f", recorded {str(recorded)[:10]})" if recorded else ")"))
     if not names:
         return []
     return [f"- Not finished, so in no figure, table or mean: {', '.join(names)}."]

@@ -24,6 +24,7 @@ def test_figure1_and_its_twins_come_first_and_resnet_1202_waits(tmp_path):
     configs = priority_configs(["profile=paper", f"paths.runs={tmp_path}"])
     listed = names(configs)
     assert listed[:4] == ["plain-20/0", "plain-56/0", "resnet-20/0", "resnet-56/0"]
+    assert listed[4:8] == ["plain-20/1", "plain-56/1", "resnet-20/1", "resnet-56/1"]
     assert len(set(listed)) == len(listed)  # runs shared by experiments listed once
     assert not any(name.split("/")[0].endswith("-1202") for name in listed)
     assert {f"resnet-110/{seed}" for seed in range(5)} <= set(listed)  # Table 6's five
@@ -33,7 +34,7 @@ def test_figure1_and_its_twins_come_first_and_resnet_1202_waits(tmp_path):
 def test_groups_hold_one_depth_each_in_priority_order(tmp_path):
     configs = priority_configs(["profile=paper", f"paths.runs={tmp_path}"])
     groups = fused_groups(configs, "fingerprint", most=4)
-    assert names(groups[0]) == ["plain-20/0", "resnet-20/0", "resnet-20/1", "resnet-20/2"]
+    assert names(groups[0]) == ["plain-20/0", "resnet-20/0", "plain-20/1", "resnet-20/1"]
     assert names(groups[1])[:2] == ["plain-56/0", "resnet-56/0"]
     assert all(len({c.model.depth for c in group}) == 1 and len(group) <= 4
                for group in groups)

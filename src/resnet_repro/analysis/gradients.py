@@ -122,7 +122,7 @@ def plot_gradients(table: pd.DataFrame, title: str):
     figure, axes = plt.subplots(len(PANEL_ROWS), len(depths), squeeze=False,
                                 figsize=(4.5 * len(depths), 3.2 * len(PANEL_ROWS)))
     keys = ["depth", "kind", "state", "shortcut", "net", "layer"]
-    means = table.groupby(keys)[["grad_norm", "relative"]].mean()
+    means = table.groupby(keys)[[measure for _, measure, _ in PANEL_ROWS]].mean()
     for column, depth in enumerate(depths):
         for row, (kind, measure, label) in enumerate(PANEL_ROWS):
             axis = axes[row][column]

@@ -4,7 +4,9 @@ touched into at most a few files for the trip back; ``unpack`` puts them into th
 run folders, where the ordinary loop continues any unfinished one.
 
 Priority: Figure 1 and its residual twins first, then the rest of Figure 6 (without
-ResNet-1202, which alone would take the lease), Table 6's seeds, Figure 7's 110-layer nets.
+ResNet-1202, which alone would take the lease), Table 6's seeds, Figure 7's 110-layer nets;
+within each experiment seed 0 of every net before any net's seed 1, so each curve has a run
+before any has a second.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def priority_configs(overrides: list[str]) -> list[DictConfig]:
     """Every run of the priority list once, in order (``overrides``: profile, data source)."""
     seen, configs = set(), []
     for experiment, extra in PRIORITY:
-        for cfg in sweep_configs([f"experiment={experiment}", *overrides, *extra]):
+        sweep = sweep_configs([f"experiment={experiment}", *overrides, *extra])
+        for cfg in sorted(sweep, key=lambda cfg: cfg.seed):  # stable: sweep order per seed
             key = run_key(cfg, "")
             if key not in seen and cfg.model.depth not in SKIPPED_DEPTHS:
                 seen.add(key)

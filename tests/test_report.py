@@ -138,8 +138,14 @@ def test_a_depth_trend_of_the_papers_length_is_set_beside_the_papers():
     rows["iterations"] = 64000
     text = readme("fig1", "paper", rows, "make reproduce-fig1")
     assert ("The paper at 64k: training error 1.3, 5.6 %, test error 9.6, 13.3 % (training 4.3, "
-            "test 3.7 points from depth 20 to 56; ours 1 seed per net, so the seed-to-seed "
-            "spread is not measured).") in text
+            "test 3.7 points from depth 20 to 56; ours: 1 seed per net, means, so the "
+            "seed-to-seed spread is not measured).") in text
+    two_seeds = summary([("plain-20", 20, "plain", 0, 1.09, 9.31),
+                         ("plain-20", 20, "plain", 1, 1.08, 9.43),
+                         ("plain-56", 56, "plain", 0, 3.92, 12.06)])
+    two_seeds["iterations"] = 64000
+    assert "ours: 2, 1 seeds per net, means; a net of one seed has no measured spread)." in \
+        readme("fig1", "paper", two_seeds, "make reproduce-fig1")
     rows["iterations"] = 1200
     assert "The paper at 64k" not in readme("fig1", "cpu", rows, "make reproduce-fig1")
 

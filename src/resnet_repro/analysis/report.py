@@ -129,7 +129,7 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
         f"- Code: commit {', '.join(c[:10] for c in _each(done['commit'], ' '))}"
         + _dirty_note(done) + ".",
         "- Wall time: "
-        + ", ".join(f"{r.net} {r.wall_seconds / 60:.1f} min" for r in done.dropna(
+        + ", ".join(f"{r.net} seed {r.seed:.0f} {r.wall_seconds / 60:.1f} min" for r in done.dropna(
             subset=["wall_seconds"]).itertuples())
         + f"; {total_minutes:.1f} min of training in all.",
     ]
@@ -302,12 +302,15 @@ def _papers_trend(family: pd.DataFrame) -> str:
             or not nets.isin(FIGURE6_FINAL.keys()).all():
         return ""
     train, test = zip(*(FIGURE6_FINAL[net] for net in nets), strict=True)
-    seeds = family.groupby("depth")["seed"].nunique().min()
-    spread = ", so the seed-to-seed spread is not measured" if seeds == 1 else ""
+    seeds = family.groupby("depth")["seed"].nunique()
+    counts = f"{seeds.iloc[0]}" if seeds.nunique() == 1 else ", ".join(map(str, seeds))
+    spread = (", so the seed-to-seed spread is not measured" if seeds.max() == 1 else
+              "; a net of one seed has no measured spread" if seeds.min() == 1 else "")
     return (f" The paper at 64k: training error {', '.join(map(str, train))} %, test error "
             f"{', '.join(map(str, test))} % (training {abs(train[-1] - train[0]):.1f}, test "
             f"{abs(test[-1] - test[0]):.1f} points from depth {nets.index[0]} to "
-            f"{nets.index[-1]}; ours {seeds} seed{'s' if seeds > 1 else ''} per net{spread}).")
+            f"{nets.index[-1]}; ours: {counts} seed{'s' if seeds.max() > 1 else ''} per net, "
+            f"means{spread}).")
 
 
 def _one_protocol_per_net(done: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

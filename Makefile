@@ -38,9 +38,10 @@ reproduce-%:
 	$(PYTHON) experiments/train.py -m experiment=$* $(OVERRIDES) $(if $(BUDGET),time_budget=$(BUDGET))
 	$(PYTHON) experiments/analyze.py experiment=$* $(OVERRIDES)
 
-# Each of the paper's CIFAR claims: PASS, FAIL or NOT RUN, from what results/ holds.
+# Each of the paper's CIFAR claims: PASS, FAIL or NOT RUN, from what results/ holds: for every
+# profile found, or for the one given (make verify PROFILE=paper).
 verify:
-	$(PYTHON) experiments/verify.py
+	$(PYTHON) experiments/verify.py $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE))
 
 # Where the runs of PROFILE stand (EXP=fig1: that experiment's): iterations, last errors,
 # devices, speed and time left on this machine (ARGS="model.depth=20,56" narrows the grid).

@@ -1,6 +1,7 @@
 """Table 6, make verify and Figure 6's panels, on hand-made results with known numbers."""
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -323,3 +324,13 @@ def test_figure6_right_panel_holds_the_two_deepest_resnets_of_a_smaller_grid():
     assert labels[1] == ["resnet-20", "resnet-32", "resnet-44", "resnet-56"]
     assert labels[2] == ["resnet-44", "resnet-56"]
     assert figure.axes[2].get_title() == "ResNet-44 and ResNet-56"
+
+
+def test_make_verify_narrows_to_the_profile_given_and_else_reads_every_one():
+    def command(*args: str) -> str:
+        environment = {k: v for k, v in os.environ.items() if k != "PROFILE"}
+        return subprocess.run(["make", "-n", "verify", *args], cwd=ROOT, env=environment,
+                              capture_output=True, text=True, check=True).stdout
+
+    assert "verify.py --profile paper" in command("PROFILE=paper")
+    assert "--profile" not in command()

@@ -49,7 +49,8 @@ def is_downsampling(block: BasicBlock) -> bool:
     return block.conv1.stride != (1, 1) or block.conv1.in_channels != block.conv2.out_channels
 
 
-def _kept_path(block: BasicBlock) -> nn.Module:
+def kept_path(block: BasicBlock) -> nn.Module:
+    """What a deleted block keeps: its shortcut; a plain block, option A's mapping."""
     if block.shortcut is not None:
         return block.shortcut
     if not is_downsampling(block):
@@ -64,7 +65,7 @@ def without_blocks(net: CifarResNet, indices) -> CifarResNet:
     slots = block_slots(lesioned)
     for index in set(indices):
         stage, position = slots[index]
-        stage[position] = DeletedBlock(_kept_path(stage[position]))
+        stage[position] = DeletedBlock(kept_path(stage[position]))
     return lesioned
 
 
@@ -84,7 +85,7 @@ def forward_deleting(net: CifarResNet, x: torch.Tensor, deleted, start: int = 0
     computed once: ``block_inputs``). Equals ``without_blocks(net, deleted)`` without copying
     the net."""
     for index, block in enumerate(net.blocks()[start:], start):
-        x = F.relu(_kept_path(block)(x)) if index in deleted else block(x)
+        x = F.relu(kept_path(block)(x)) if index in deleted else block(x)
     return net.head(x)
 
 

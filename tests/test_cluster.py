@@ -21,6 +21,7 @@ from resnet_repro.runs import RunFolder, curves_of, group_key, run_key
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster" / "slurm.sh"
+SLOW_REQUEUE = ROOT / "tests" / "cluster" / "slow-requeue"  # an scontrol, see its header
 LAUNCHER = ["hydra/launcher=slurm_cpu", "hydra.launcher.partition=debug",
             "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10"]
 #: One resnet-8 of 240 iterations in batches of 32, a checkpoint every 60: long enough to be
@@ -78,10 +79,17 @@ def job_ids(sweep: Path) -> list[str]:
 
 
 def job_states(env, ids) -> set[str]:
-    out = subprocess.run(["sacct", "--noheader", "--parsable2", "-X", "-o", "State",
-                          *[f"-j{job}" for job in ids]], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    return set(out.split())
+    """The jobs' final states in SLURM's accounting. A job's result reaches the sweep before
+    slurmdbd records the job's end, so states still open are read again, for up to 60 s."""
+    deadline = time.time() + 60
+    while True:
+        out = subprocess.run(["sacct", "--noheader", "--parsable2", "-X", "-o", "State",
+                              *[f"-j{job}" for job in ids]], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        states = set(out.split())
+        if not states & {"PENDING", "RUNNING", "REQUEUED"} or time.time() > deadline:
+            return states
+        time.sleep(0.5)
 
 
 def test_a_sweep_runs_as_slurm_jobs_and_a_resubmission_skips_its_finished_points(
@@ -171,10 +179,15 @@ def test_a_stopped_job_resumes_exactly_where_it_stopped(slurm_env, tmp_path, tin
     and the resubmitted sweep continues it. USR2 (SLURM's warning before a time limit): the
     same checkpoint, then submitit requeues the job, which continues it with no resubmission.
     KILL (the task killed by the kernel, not by SLURM): nothing saved; the resubmitted sweep
-    continues from the last periodic checkpoint."""
-    process = subprocess.Popen(sweep_command(tmp_path, tiny_archive, *LONG_RUN), cwd=ROOT,
-                               env=slurm_env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    continues from the last periodic checkpoint. The requeue's own SIGTERM to the job's step
+    reaches the job while ``scontrol requeue`` still runs (SLOW_REQUEUE): it must not fail."""
+    env = slurm_env
+    if signal == "USR2":
+        env = {**slurm_env, "PATH": f"{SLOW_REQUEUE}:{slurm_env['PATH']}"}
+    log = tmp_path / "sweep.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(sweep_command(tmp_path, tiny_archive, *LONG_RUN), cwd=ROOT,
+                                   env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_for_iteration(tmp_path / "runs", 70, process)
         [job] = job_ids(tmp_path / "sweep")
@@ -190,7 +203,8 @@ def test_a_stopped_job_resumes_exactly_where_it_stopped(slurm_env, tmp_path, tin
     [stopped] = records(tmp_path / "runs")
     stopped_at = stopped["attempts"][0].get("iterations")
     if signal == "USR2":
-        assert returncode == 0 and stopped["status"] == "done"  # requeued: one submission
+        assert returncode == 0, log.read_text()[-3000:]  # requeued: one submission
+        assert stopped["status"] == "done"
         assert stopped["attempts"][0]["status"] == "interrupted"
         assert stopped["attempts"][1]["iterations_from"] == stopped_at >= 70
     else:

@@ -85,9 +85,18 @@ class StopCleanly(pl.Callback):
         return stop
 
     def hand_on(self) -> None:
+        """SIGTERM is held meanwhile: submitit's requeue (``scontrol requeue``, run as a child)
+        makes SLURM end the job's step at once with SIGTERM to all its processes, that child
+        included; killed before it exits, it fails the handler, and submitit reports the job,
+        requeued all the same, as failed. A held signal is inherited by the child; here it
+        arrives once the handler is through (submitit's own handler of SIGTERM ignores it)."""
         previous = signal.getsignal(self.signal) if self.signal is not None else None
         if callable(previous) and previous is not signal.default_int_handler:
-            previous(self.signal, None)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            try:
+                previous(self.signal, None)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     def on_train_end(self, *_) -> None:
         self._restore_signals()

@@ -254,17 +254,44 @@ def git_commit() -> dict:
     return {"commit": head.stdout.strip(), "dirty": bool(dirty)}
 
 
+#: CPU flags of native bf16 arithmetic; without them bf16 autocast is emulated.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str) -> list[str]:
+    """The flags of the first processor in the text of ``/proc/cpuinfo``."""
+    return next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                 if line.startswith("flags")), [])
+
+
+def cpu_description(cpuinfo: str, capability: str) -> str:
+    """The CPU's model name, the vector instructions torch uses on it (``capability``) and its
+    native bf16 instructions: CPUs of one model name can differ many times over in bf16 speed
+    (README, "Speed settings"), so a run's record and ``make status`` tell them apart."""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+             if line.startswith("model name")]
+    name = names[0] if names else platform.processor() or platform.machine()
+    flags = cpu_flags(cpuinfo)
+    return f"{name} [{', '.join([capability, *(f for f in BF16_FLAGS if f in flags)])}]"
+
+
+@functools.cache
+def cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.exists() else ""
+
+
+def native_bf16() -> bool:
+    """Whether this machine computes bf16 natively: a GPU, or a CPU with ``BF16_FLAGS``."""
+    return torch.cuda.is_available() or any(f in cpu_flags(cpuinfo()) for f in BF16_FLAGS)
+
+
 def hardware() -> dict:
     """The machine a run ran on, for the record."""
     if torch.cuda.is_available():
         device = torch.cuda.get_device_name()
     else:
-        device = platform.processor() or platform.machine()
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.exists():
-            names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                     if ln.startswith("model name")]
-            device = names[0] if names else device
+        device = cpu_description(cpuinfo(), torch.backends.cpu.get_cpu_capability())
     return {
         "accelerator": "cuda" if torch.cuda.is_available() else "cpu",
         "device": device,

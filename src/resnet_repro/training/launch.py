@@ -19,11 +19,14 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 from resnet_repro.data.sources import DataSourceError
 from resnet_repro.models.surgery import deepen
 from resnet_repro.runs import (
+    BF16_FLAGS,
     RunFolder,
     RunRecord,
     curves_of,
     group_key,
+    hardware,
     init_source,
+    native_bf16,
     run_directory,
     run_identity,
 )
@@ -87,6 +90,7 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
                  attempt_settings(cfg, resumed_at))
     log.info("run %s: %s, seed %s, from iteration %s, in %s", record.attempt, net.name, cfg.seed,
              resumed_at, directory)
+    warn_if_emulated_bf16(cfg)
     try:
         if resumed_at:
             evaluate_if_missing(cfg, record.folder, module, datamodule, trainer, resumed_at)
@@ -120,6 +124,15 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
     if record.writable:
         record.folder.remove_checkpoints()
     return record
+
+
+def warn_if_emulated_bf16(cfg: DictConfig) -> None:
+    if str(cfg.trainer.precision).startswith("bf16") and not native_bf16():
+        log.warning("%s on a CPU without native bf16 instructions (%s; this one: %s): torch "
+                    "emulates them, many times slower than 32-true (README, \"Speed settings\")."
+                    " A run's precision is part of its identity: continue a bf16 run on a CPU "
+                    "that has them, or on a GPU", cfg.trainer.precision, " or ".join(BF16_FLAGS),
+                    hardware()["device"])
 
 
 @contextlib.contextmanager

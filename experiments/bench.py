@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per measure")
     parser.add_argument("--workers", type=int, default=2, help="torchvision DataLoader workers")
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+                        help="the speed settings measured, the first the others' reference")
     parser.add_argument("--only", choices=["pipelines", "settings"],
                         help="measure one of the two tables (default: both)")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
@@ -35,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         table = run_bench(args.data, args.seconds, args.workers, tuple(args.nets))
         report(table, args.out / machine_name(), {**settings, "torchvision_workers": args.workers})
     if args.only != "pipelines":
-        table = run_settings_bench(args.data, args.seconds, tuple(args.nets))
+        table = run_settings_bench(args.data, args.seconds, tuple(args.nets), tuple(args.settings))
         report(table, args.out / f"{machine_name()}-settings",
-               {**settings, "settings": SETTINGS})
+               {**settings, "settings": {name: SETTINGS[name] for name in args.settings}})
     return 0
 
 

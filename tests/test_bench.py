@@ -1,4 +1,6 @@
 import json
+import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -8,6 +10,9 @@ from resnet_repro.benchmarks.throughput import (
     run_settings_bench,
     save_measurement,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import bench  # noqa: E402  (experiments/bench.py, the command)
 
 
 def test_bench_measures_all_five_and_the_ratios(tiny_archive, tmp_path, monkeypatch):
@@ -47,3 +52,18 @@ def test_settings_bench_sets_each_loop_beside_its_bare_step_and_the_default_loop
     assert abs(table["loop_vs_default_loop"].iloc[1] - expected) < 0.01
     per_run = table["evaluation_s"] * 64  # evaluation_s is rounded to 0.1 s: 3.2 s at most
     assert ((table["evaluations_per_paper_run_s"] - per_run).abs() <= 3.7).all()
+
+
+def test_the_bench_command_measures_only_the_settings_asked_for(tmp_path, monkeypatch):
+    asked = []
+
+    def fake_settings_bench(source, seconds, nets, settings):
+        asked.append((nets, settings))
+        return pd.DataFrame({"net": ["resnet-20"] * len(settings), "setting": list(settings)})
+
+    monkeypatch.setattr(bench, "run_settings_bench", fake_settings_bench)
+    bench.main(["--only", "settings", "--nets", "resnet-20", "--settings", "fp32", "bf16",
+                "--out", str(tmp_path)])
+    assert asked == [(("resnet-20",), ("fp32", "bf16"))]
+    record = json.loads((tmp_path / "cpu-settings.json").read_text())
+    assert list(record["settings"]) == ["fp32", "bf16"]

@@ -258,10 +258,11 @@ def git_commit() -> dict:
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_flags(cpuinfo: str) -> list[str]:
-    """The flags of the first processor in the text of ``/proc/cpuinfo``."""
-    return next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
-                 if line.startswith("flags")), [])
+def bf16_flags(cpuinfo: str) -> list[str]:
+    """The ``BF16_FLAGS`` of the first processor in the text of ``/proc/cpuinfo``."""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), [])
+    return [flag for flag in BF16_FLAGS if flag in flags]
 
 
 def cpu_description(cpuinfo: str, capability: str) -> str:
@@ -271,8 +272,7 @@ def cpu_description(cpuinfo: str, capability: str) -> str:
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
              if line.startswith("model name")]
     name = names[0] if names else platform.processor() or platform.machine()
-    flags = cpu_flags(cpuinfo)
-    return f"{name} [{', '.join([capability, *(f for f in BF16_FLAGS if f in flags)])}]"
+    return f"{name} [{', '.join([capability, *bf16_flags(cpuinfo)])}]"
 
 
 @functools.cache
@@ -283,7 +283,7 @@ def cpuinfo() -> str:
 
 def native_bf16() -> bool:
     """Whether this machine computes bf16 natively: a GPU, or a CPU with ``BF16_FLAGS``."""
-    return torch.cuda.is_available() or any(f in cpu_flags(cpuinfo()) for f in BF16_FLAGS)
+    return torch.cuda.is_available() or bool(bf16_flags(cpuinfo()))
 
 
 def hardware() -> dict:

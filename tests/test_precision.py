@@ -1,8 +1,16 @@
 """The precision comparison's rule, on made-up final errors with known answers."""
 
+import math
+
 import pandas as pd
 
-from resnet_repro.analysis.precision import compare, compare_gaps, decision, predict_single_runs
+from resnet_repro.analysis.precision import (
+    compare,
+    compare_gaps,
+    decision,
+    predict_single_runs,
+    steady_error_se,
+)
 
 
 def summary(shift: dict[str, float], gap_shift: float = 0.0) -> pd.DataFrame:
@@ -63,3 +71,32 @@ def test_one_fp32_run_is_judged_by_bf16s_prediction_interval():
         text = decision(compare(runs), compare_gaps(runs), single)[0]
         assert ("inside the other precision's 95 % prediction interval" in text) == inside
         assert (f"+{shift:.2f} points, interval ± 4.97" in text) == (not inside)
+
+
+def test_a_runs_own_noise_is_the_standard_error_of_its_last_ten_training_windows():
+    """Windows 1..20 at errors 50, ..., 50 then 1, ..., 10: only the last 10 count (sd 3.03)."""
+    errors = [50.0] * 10 + [float(k) for k in range(1, 11)]
+    curves = pd.DataFrame({"net": "plain-20", "group": "g", "seed": 0, "split": "train",
+                           "iteration": range(100, 2100, 100), "error": errors})
+    curves = pd.concat([curves, curves.assign(split="test", error=99.0)])
+    runs = pd.DataFrame({"net": ["plain-20", "plain-56"], "group": ["g", "g"], "seed": [0, 0]})
+    se = steady_error_se(curves.sample(frac=1, random_state=0), runs)
+    assert abs(se[0] - 3.0277 / 10 ** 0.5) < 1e-3 and math.isnan(se[1])
+
+
+def test_a_run_outside_the_interval_but_inside_its_own_noise_is_said_so():
+    """bf16 seeds agreeing by chance (1.190, 1.193, 1.190: interval ± 0.01) against an fp32
+    run whose own steady error is measured to ± 0.06 (2 SE)."""
+    for fp32_error, within in ((1.25, True), (1.40, False)):
+        runs = pd.DataFrame({"net": "plain-20", "seed": [0, 0, 1, 2],
+                             "precision": ["32-true"] + ["bf16-mixed"] * 3,
+                             "train_error_last10": [fp32_error, 1.190, 1.193, 1.190],
+                             "train_error_last10_se": [0.03, 0.03, 0.03, 0.03],
+                             "test_error": [9.3, 9.31, 9.43, 9.08]})
+        single = predict_single_runs(runs)
+        training = single[single["error"].str.startswith("training")].iloc[0]
+        assert not training["agree"] and training["own_two_se"] == 0.06
+        assert math.isnan(single[single["error"] == "test"]["own_two_se"].iloc[0])
+        text = decision(compare(runs), compare_gaps(runs), single)[0]
+        assert text.startswith("The single run lies outside")
+        assert ("within the run's own noise" in text) == within

@@ -13,6 +13,13 @@ finished: one fp32 run agrees with bf16 where it lies inside the 95 % prediction
 bf16's seeds for a new run of the same protocol, mean ± t(0.975, n - 1) · s · sqrt(1 + 1/n),
 for the final test error and the steady training error (the mean of the last 10 windows); a
 run outside it says bf16 shifts the result, by the distance given.
+
+Added at 30,100 of that run's 64,000 iterations, before it finished: three seeds can agree by
+chance more closely than one run can be measured (bf16's plain-20 seeds' steady training errors,
+1.190, 1.193 and 1.190 %, against a spread of about 0.1 point between one window and the next).
+So the single run's steady training error is given with its own standard error (its last 10
+windows' standard deviation over sqrt(10)), and a run outside the interval but within two of
+those of the seeds' mean is said to be so: the interval cannot tell that shift from noise.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ from pathlib import Path
 import pandas as pd
 
 from resnet_repro.analysis.claims import Side, t_critical
+from resnet_repro.analysis.collect import STEADY_WINDOWS
 from resnet_repro.analysis.context import Context
 from resnet_repro.analysis.nets import save_csv, write_readme
 from resnet_repro.analysis.plots import draw_net, finish_axis, plt, save_figure, series_in_order
 
 PRECISIONS = ("32-true", "bf16-mixed")
 COLUMNS = {"train_error_last10": "training (last 10 windows)", "test_error": "test"}
+#: The summary column that holds a run's standard error of its own steady training error.
+OWN_SE = {"train_error_last10": "train_error_last10_se"}
 #: The level of the prediction interval for a single run (two-sided).
 PREDICTION_LEVEL = 0.95
 GAP = ("plain-20", "plain-56")
@@ -75,17 +85,39 @@ def prediction(single: Side, seeds: Side) -> dict:
             "agree": abs(difference) <= half_width}
 
 
+def steady_error_se(curves: pd.DataFrame, summary: pd.DataFrame) -> list[float]:
+    """Each run's standard error of its steady training error, from the spread of its last
+    ``STEADY_WINDOWS`` training windows (the same windows the steady error averages at 64,000
+    iterations, all at the final rate), in the order of ``summary``'s rows."""
+    keys = ["net", "group", "seed"]
+    train = curves[curves["split"] == "train"].sort_values("iteration")
+    se = train.groupby(keys).tail(STEADY_WINDOWS).groupby(keys)["error"].sem()
+    return [se.get(key, float("nan")) for key in
+            zip(summary["net"], summary["group"], summary["seed"], strict=True)]
+
+
+def own_two_se(done: pd.DataFrame, net: str, precision: str, column: str) -> float:
+    """Twice the single run's standard error of its own ``column`` (NaN where not measured)."""
+    se_column = OWN_SE.get(column)
+    if se_column not in done:
+        return float("nan")
+    rows = done[(done["net"] == net) & (done["precision"] == precision)]
+    return round(2 * float(rows[se_column].iloc[0]), 2)
+
+
 def predict_single_runs(done: pd.DataFrame) -> pd.DataFrame:
     """One row per net and error where one precision has a single run and the other several:
-    the single run against the others' prediction interval."""
+    the single run against the others' prediction interval, with its own noise where known."""
     rows = []
     for net in sorted(done["net"].unique()):
         for column, name in COLUMNS.items():
             fp32, bf16 = sides(done, net, column)
-            for single, seeds in ((fp32, bf16), (bf16, fp32)):
+            for (single, seeds), precision in zip(((fp32, bf16), (bf16, fp32)), PRECISIONS,
+                                                  strict=True):
                 if single.n == 1 and seeds.n >= 2:
                     rows.append({"net": net, "error": name, "single": str(single),
-                                 "seeds": str(seeds), **prediction(single, seeds)})
+                                 "seeds": str(seeds), **prediction(single, seeds),
+                                 "own_two_se": own_two_se(done, net, precision, column)})
     return pd.DataFrame(rows)
 
 
@@ -146,6 +178,7 @@ def plot_curves(curves: pd.DataFrame, title: str):
 def run(context: Context) -> dict[str, Path]:
     curves, summary = context.tables
     done = summary[summary["status"] == "done"]
+    done = done.assign(**{OWN_SE["train_error_last10"]: steady_error_se(curves, done)})
     nets, gaps, single = compare(done), compare_gaps(done), predict_single_runs(done)
     out = context.out_dir
     written = {"comparison": save_csv(nets, out / "comparison.csv"),
@@ -185,13 +218,27 @@ def measured(nets: pd.DataFrame, gaps: pd.DataFrame, single: pd.DataFrame) -> li
                   f"{r.two_se:.2f} | {'yes' if r.agree else 'NO'} |" for r in gaps.itertuples()]
     if not single.empty:
         lines += ["", "One run against the other precision's seeds (final errors, %; the 95 % "
-                  "prediction interval's half-width):", "",
-                  "| net | error | one run | seeds | difference | half-width | inside |",
-                  "|---|---|---|---|---:|---:|---|"]
+                  "prediction interval's half-width; two standard errors of the run's own "
+                  "steady training error, from its last 10 windows):", "",
+                  "| net | error | one run | seeds | difference | half-width | inside | "
+                  "run's own 2 SE |", "|---|---|---|---|---:|---:|---|---:|"]
         lines += [f"| {r.net} | {r.error} | {r.single} | {r.seeds} | {r.difference:+.2f} | "
-                  f"{r.half_width:.2f} | {'yes' if r.agree else 'NO'} |"
+                  f"{r.half_width:.2f} | {'yes' if r.agree else 'NO'} | "
+                  f"{'-' if math.isnan(r.own_two_se) else f'{r.own_two_se:.2f}'} |"
                   for r in single.itertuples()]
     return lines
+
+
+def within_own_noise(single: pd.DataFrame) -> str:
+    """A sentence for the runs outside the interval but within two of their own standard
+    errors of the seeds' mean, or nothing."""
+    noisy = [f"{r.net} ({r.error}: {r.difference:+.2f} against its own 2 SE {r.own_two_se:.2f})"
+             for r in single.itertuples() if not r.agree and abs(r.difference) <= r.own_two_se]
+    if not noisy:
+        return ""
+    return (f" But for {', '.join(noisy)} the difference lies within the run's own noise: the "
+            "seeds agree more closely than one run's steady error can be measured, so the "
+            "interval cannot tell that shift from noise.")
 
 
 def decision(nets: pd.DataFrame, gaps: pd.DataFrame, single: pd.DataFrame) -> list[str]:
@@ -201,7 +248,8 @@ def decision(nets: pd.DataFrame, gaps: pd.DataFrame, single: pd.DataFrame) -> li
         if outside:
             return [f"The single run lies outside the other precision's prediction interval "
                     f"for {', '.join(outside)}: bf16 shifts that result by about the "
-                    "difference given, which the README's faithfulness lines must say."]
+                    "difference given, which the README's faithfulness lines must say."
+                    + within_own_noise(single)]
         return ["The single run lies inside the other precision's 95 % prediction interval "
                 f"for {', '.join(sorted(set(single['net'])))}, training and test error alike: "
                 "at convergence bf16 changes these nets' final errors by less than seed noise."]

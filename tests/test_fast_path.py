@@ -34,9 +34,11 @@ def test_compiled_net_trains_and_keeps_its_plain_state_dict_keys(smoke_overrides
 
 
 def test_bf16_runs_and_is_a_different_run_from_fp32(smoke_overrides):
-    bf16 = make_config(*smoke_overrides, "trainer.precision=bf16-mixed")
+    # small batches: on a CPU without native bf16 instructions bf16 is emulated, 12x slower
+    bf16 = make_config(*smoke_overrides, "trainer.precision=bf16-mixed", "data.batch_size=16")
     assert train(bf16).status == "done"
-    assert run_key(bf16, "x") != run_key(make_config(*smoke_overrides), "x")
+    fp32 = make_config(*smoke_overrides, "data.batch_size=16")
+    assert run_key(bf16, "x") != run_key(fp32, "x")
 
 
 def test_joblib_launcher_runs_sweep_points_in_parallel_processes(tiny_archive, tmp_path):

@@ -67,8 +67,12 @@ gpu-burst:
 gpu-unpack:
 	$(PYTHON) experiments/lease.py unpack $(FROM)
 
+# The tests in parallel processes (pytest-xdist), one file to a process at a time: a file's
+# shared fixtures are built once, and tests/test_cluster.py, which mostly waits on SLURM, runs
+# beside the others. TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= auto
 test:
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint:
 	$(PYTHON) -m ruff check src tests experiments hubconf.py

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from tests.tiny_data import write_image_folder
+
+
+def share_the_cpus_between_workers() -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``), each worker and the processes it
+    starts get their share of the CPUs as torch threads, so that two workers on two cores do not
+    run four threads that wait on each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+
+share_the_cpus_between_workers()
 
 CLASSES = [f"class{index}" for index in range(10)]
 TRAIN_PER_CLASS, TEST_PER_CLASS = 26, 5

@@ -12,9 +12,9 @@ from tests.tiny_data import write_image_folder
 
 
 def share_the_cpus_between_workers() -> None:
-    """Under pytest-xdist (``make test`` runs ``-n auto``), each worker and the processes it
-    starts get their share of the CPUs as torch threads, so that two workers on two cores do not
-    run four threads that wait on each other."""
+    """Under pytest-xdist (``make test``), each worker and the processes it starts get their
+    share of the CPUs as torch threads, so that two workers on two cores do not run four threads
+    that wait on each other."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))

@@ -5,6 +5,7 @@ import json
 
 import torch
 
+from resnet_repro.bf16 import native_bf16
 from resnet_repro.data import CIFAR10DataModule
 from resnet_repro.runs import run_key
 from resnet_repro.training.launch import train
@@ -34,9 +35,11 @@ def test_compiled_net_trains_and_keeps_its_plain_state_dict_keys(smoke_overrides
 
 
 def test_bf16_runs_and_is_a_different_run_from_fp32(smoke_overrides):
-    # small batches: on a CPU without native bf16 instructions bf16 is emulated, 12x slower
     bf16 = make_config(*smoke_overrides, "trainer.precision=bf16-mixed", "data.batch_size=16")
-    assert train(bf16).status == "done"
+    record = train(bf16)
+    assert record.status == "done"
+    kernels = "native" if native_bf16("cpu") else "fp32"  # tests/test_bf16.py: both alike
+    assert record.data["attempts"][-1]["bf16_kernels"] == kernels
     fp32 = make_config(*smoke_overrides, "data.batch_size=16")
     assert run_key(bf16, "x") != run_key(fp32, "x")
 

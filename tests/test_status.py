@@ -1,14 +1,11 @@
 """make status: where runs of many hours stand, from what they wrote."""
 
-import logging
 
 import pytest
-from omegaconf import OmegaConf
 
 from resnet_repro.analysis.status import attempt_speeds, status_table
 from resnet_repro.config import compose_train
 from resnet_repro.runs import cpu_description, hardware
-from resnet_repro.training import launch
 from resnet_repro.training.launch import Stopped, train
 
 AVX2_EPYC = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n"
@@ -59,14 +56,3 @@ def test_cpus_of_one_name_with_and_without_native_bf16_are_different_devices():
     assert cpu_description(AVX2_EPYC, "AVX2") == "AMD EPYC [AVX2]"
     assert cpu_description(with_bf16, "AVX512") == "AMD EPYC [AVX512, avx512_bf16]"
     assert cpu_description(with_amx, "AVX512") == "AMD EPYC [AVX512, avx512_bf16, amx_bf16]"
-
-
-@pytest.mark.parametrize(("precision", "native", "warns"), [
-    ("bf16-mixed", False, True), ("bf16-mixed", True, False), ("32-true", False, False)])
-def test_bf16_on_a_cpu_that_emulates_it_warns_and_names_the_way_out(
-        precision, native, warns, monkeypatch, caplog):
-    monkeypatch.setattr(launch, "native_bf16", lambda: native)
-    with caplog.at_level(logging.WARNING, logger=launch.__name__):
-        launch.warn_if_emulated_bf16(OmegaConf.create({"trainer": {"precision": precision}}))
-    assert ("without native bf16 instructions (avx512_bf16 or amx_bf16" in caplog.text) == warns
-    assert ("continue a bf16 run on a CPU that has them" in caplog.text) == warns

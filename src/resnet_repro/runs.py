@@ -31,6 +31,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from resnet_repro.bf16 import bf16_flags, cpuinfo
+
 #: The logged evaluation metrics of a curve, and the split each one is on.
 SPLITS = {"train/err": "train", "val/err": "val", "test/err": "test"}
 #: How the analysis names the family of a net without shortcuts (``model.shortcut: null``).
@@ -254,36 +256,14 @@ def git_commit() -> dict:
     return {"commit": head.stdout.strip(), "dirty": bool(dirty)}
 
 
-#: CPU flags of native bf16 arithmetic; without them bf16 autocast is emulated.
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def bf16_flags(cpuinfo: str) -> list[str]:
-    """The ``BF16_FLAGS`` of the first processor in the text of ``/proc/cpuinfo``."""
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags")), [])
-    return [flag for flag in BF16_FLAGS if flag in flags]
-
-
-def cpu_description(cpuinfo: str, capability: str) -> str:
+def cpu_description(cpuinfo_text: str, capability: str) -> str:
     """The CPU's model name, the vector instructions torch uses on it (``capability``) and its
     native bf16 instructions: CPUs of one model name can differ many times over in bf16 speed
     (README, "Speed settings"), so a run's record and ``make status`` tell them apart."""
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo_text.splitlines()
              if line.startswith("model name")]
     name = names[0] if names else platform.processor() or platform.machine()
-    return f"{name} [{', '.join([capability, *bf16_flags(cpuinfo)])}]"
-
-
-@functools.cache
-def cpuinfo() -> str:
-    path = Path("/proc/cpuinfo")
-    return path.read_text() if path.exists() else ""
-
-
-def native_bf16() -> bool:
-    """Whether this machine computes bf16 natively: a GPU, or a CPU with ``BF16_FLAGS``."""
-    return torch.cuda.is_available() or bool(bf16_flags(cpuinfo()))
+    return f"{name} [{', '.join([capability, *bf16_flags(cpuinfo_text)])}]"
 
 
 def hardware() -> dict:

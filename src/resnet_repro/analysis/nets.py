@@ -22,6 +22,7 @@ from torch import nn
 
 from resnet_repro.analysis.collect import final_error, hardware_of, hardware_of_run
 from resnet_repro.analysis.context import Context, partial_grid_note
+from resnet_repro.bf16 import bf16_autocast
 from resnet_repro.models import CifarResNet
 from resnet_repro.runs import Run, curves_of, git_commit, hardware
 
@@ -75,7 +76,7 @@ def in_precision(net: nn.Module, precision: str) -> contextlib.AbstractContextMa
     if precision != BF16:
         raise ValueError(f"analysis.budget.precision={precision}: use {FP32} or {BF16}")
     net.to(memory_format=torch.channels_last)
-    return torch.autocast(next(net.parameters()).device.type, dtype=torch.bfloat16)
+    return bf16_autocast(next(net.parameters()).device.type)
 
 
 def layout(batch: torch.Tensor, precision: str) -> torch.Tensor:

@@ -35,6 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from resnet_repro.bf16 import bf16_autocast
 from resnet_repro.config import compose_train
 from resnet_repro.runs import git_commit, hardware
 from resnet_repro.training.launch import make_trainer
@@ -71,7 +72,7 @@ def compose_config(depth: int, source: str, *overrides: str):
 def autocast(precision: str):
     """What Lightning's ``trainer.precision`` does around the forward pass."""
     if precision == "bf16-mixed":
-        return torch.autocast(DEVICE.type, dtype=torch.bfloat16)
+        return bf16_autocast(DEVICE.type)
     return contextlib.nullcontext()
 
 

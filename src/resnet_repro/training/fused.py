@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.optim.lr_scheduler import LambdaLR
 
+from resnet_repro.bf16 import bf16_autocast
 from resnet_repro.data.cifar10 import RandomBatches
 from resnet_repro.models.fused import FusedCifarResNet, fuse_state_dicts
 
@@ -259,7 +260,7 @@ class FusedRuns:
         """bf16 autocast around forward and loss, as Lightning's ``bf16-mixed`` does (fp32
         master weights and update); off otherwise."""
         device = next(self.model.parameters()).device.type
-        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16_autocast)
+        return bf16_autocast(device, enabled=self.bf16_autocast)
 
     def random_state(self, run: int) -> dict:
         """The generators' states as the ordinary loop checkpoints them (``module.random_state``):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from resnet_repro.benchmarks.throughput import (
+    DEVICE,
     NETS,
     SETTINGS,
     machine_name,
@@ -16,6 +17,7 @@ from resnet_repro.benchmarks.throughput import (
     run_settings_bench,
     save_measurement,
 )
+from resnet_repro.bf16 import kernels
 from resnet_repro.runs import git_commit
 
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != "pipelines":
         table = run_settings_bench(args.data, args.seconds, tuple(args.nets), tuple(args.settings))
         report(table, args.out / f"{machine_name()}-settings",
-               {**settings, "settings": {name: SETTINGS[name] for name in args.settings}})
+               {**settings, "settings": {name: SETTINGS[name] for name in args.settings},
+                "bf16_kernels": kernels("bf16-mixed", DEVICE.type)})
     return 0
 
 

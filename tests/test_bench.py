@@ -41,7 +41,7 @@ def test_settings_bench_sets_each_loop_beside_its_bare_step_and_the_default_loop
                                                                                  tmp_path,
                                                                                  monkeypatch):
     monkeypatch.setenv("RESNET_REPRO_CACHE", str(tmp_path))
-    # the smallest ResNet: its 30-odd steps of bf16 take minutes on a CPU that emulates bf16
+    # the smallest ResNet, to keep the bench's spans short
     monkeypatch.setitem(NETS, "resnet-8", 8)
     table = run_settings_bench(str(tiny_archive), seconds=0.3, nets=("resnet-8",),
                                settings=("fp32", "bf16"))

@@ -96,7 +96,7 @@ def test_native_bf16_is_a_gpu_or_a_cpu_with_bf16_instructions(monkeypatch):
     ("bf16-mixed", False, "fp32"), ("bf16-mixed", True, "native"), ("32-true", False, None)])
 def test_a_trainer_in_bf16_without_bf16_instructions_goes_through_fp32_kernels(
         precision, native, kernels, monkeypatch):
-    monkeypatch.setattr(launch, "native_bf16", lambda device_type: native)
+    monkeypatch.setattr(bf16, "native_bf16", lambda device_type: native)
     cfg = OmegaConf.create({"trainer": {
         "_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "precision": precision,
         "logger": False, "enable_checkpointing": False, "enable_progress_bar": False}})

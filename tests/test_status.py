@@ -31,7 +31,16 @@ def test_attempt_speeds_count_each_attempt_from_where_it_began():
                 {"device": "cpu", "iterations_from": 1000, "iterations": 1500,
                  "wall_seconds": 100.0},
                 {"device": "cpu", "iterations_from": 1500}]  # running: not counted
-    assert attempt_speeds(attempts) == [("gpu", 1000, 10.0), ("cpu", 500, 100.0)]
+    assert attempt_speeds(attempts) == [(("gpu", None), 1000, 10.0), (("cpu", None), 500, 100.0)]
+
+
+def test_bf16_attempts_through_fp32_kernels_have_their_own_speed_on_one_cpu():
+    before = {"device": "AMD EPYC [AVX2]", "precision": "bf16-mixed", "iterations": 196,
+              "wall_seconds": 700.0}  # recorded before bf16_kernels: torch's kernels
+    after = {**before, "bf16_kernels": "fp32", "iterations_from": 196, "iterations": 3196,
+             "wall_seconds": 1000.0}
+    assert attempt_speeds([before, after]) == [(("AMD EPYC [AVX2]", "native"), 196, 700.0),
+                                               (("AMD EPYC [AVX2]", "fp32"), 3000, 1000.0)]
 
 
 def test_a_run_not_yet_timed_here_takes_its_twins_speed():

@@ -50,6 +50,14 @@ def native_bf16(device_type: str) -> bool:
     return device_type != "cpu" or bool(bf16_flags(cpuinfo()))
 
 
+def kernels(precision: str, device_type: str) -> str | None:
+    """How ``precision`` computes on ``device_type`` here: "native" bf16 kernels or "fp32"
+    kernels on bf16-rounded operands (``Fp32Kernels``) for ``bf16-mixed``; None otherwise."""
+    if precision != "bf16-mixed":
+        return None
+    return "native" if native_bf16(device_type) else "fp32"
+
+
 def bf16_rounded(value):
     """A floating-point tensor rounded to bf16 and held in fp32; anything else as it is."""
     if isinstance(value, torch.Tensor) and value.is_floating_point():

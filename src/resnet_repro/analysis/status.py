@@ -6,18 +6,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import torch
 
+from resnet_repro.bf16 import kernels
 from resnet_repro.runs import Run, curves_of, hardware
 
 
-def attempt_speeds(attempts: list[dict]) -> list[tuple[str, int, float]]:
-    """(device, iterations, wall seconds) of each ended attempt."""
+def speed_setting(attempt: dict) -> tuple[str | None, str | None]:
+    """What an attempt's speed depends on: its device and, in bf16, whose kernels computed it
+    (``resnet_repro.bf16``; attempts recorded before ``bf16_kernels`` used torch's own)."""
+    bf16_kernels = attempt.get("bf16_kernels")
+    if bf16_kernels is None and attempt.get("precision") == "bf16-mixed":
+        bf16_kernels = "native"
+    return attempt.get("device"), bf16_kernels
+
+
+def attempt_speeds(attempts: list[dict]) -> list[tuple[tuple, int, float]]:
+    """(``speed_setting``, iterations, wall seconds) of each ended attempt."""
     speeds, reached = [], 0
     for attempt in attempts:
         if "iterations" not in attempt:  # running, or killed without a record
             continue
         start = attempt.get("iterations_from", reached)
-        speeds.append((attempt.get("device"), attempt["iterations"] - start,
+        speeds.append((speed_setting(attempt), attempt["iterations"] - start,
                        attempt.get("wall_seconds", 0.0)))
         reached = attempt["iterations"]
     return speeds
@@ -40,7 +51,9 @@ def run_status(directory: Path, device: str | None = None,
     done = max(run.iterations or 0, logged)
     max_steps = run.max_steps or label[3]
     device = device or hardware()["device"]
-    here = [(n, s) for d, n, s in attempt_speeds(list(run.attempts)) if d == device and s > 0]
+    precision = run.precision or label[2]
+    setting = (device, kernels(precision, "cuda" if torch.cuda.is_available() else "cpu"))
+    here = [(n, s) for d, n, s in attempt_speeds(list(run.attempts)) if d == setting and s > 0]
     speed = sum(n for n, _ in here) / sum(s for _, s in here) if here else float("nan")
     train_error, _ = last_point(curves, "train")
     test_error, tested_at = last_point(curves, "test")
@@ -50,7 +63,7 @@ def run_status(directory: Path, device: str | None = None,
         "status": run.status, "iterations": done, "of": max_steps,
         "train_error": train_error, "test_error": test_error, "tested_at": tested_at,
         "devices": ", ".join(dict.fromkeys(str(a.get("device")) for a in run.attempts)),
-        "precision": run.precision or label[2],
+        "precision": precision,
         "it_per_s_here": round(speed, 2) if speed == speed else None,
         "minutes_left_here": round(left / 60, 1) if left == left else None,
         "run": run.name,

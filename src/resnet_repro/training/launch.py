@@ -17,7 +17,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.plugins.precision import MixedPrecision
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
-from resnet_repro.bf16 import BF16_FLAGS, bf16_autocast, native_bf16
+from resnet_repro.bf16 import BF16_FLAGS, bf16_autocast, kernels
 from resnet_repro.data.sources import DataSourceError
 from resnet_repro.models.surgery import deepen
 from resnet_repro.runs import (
@@ -142,11 +142,8 @@ def device_type(cfg: DictConfig) -> str:
 
 
 def bf16_kernels(cfg: DictConfig) -> str | None:
-    """How a ``bf16-mixed`` run computes here: "native" bf16 kernels, or "fp32" kernels on
-    bf16-rounded operands (``Bf16ThroughFp32Kernels``); None for other precisions."""
-    if str(cfg.trainer.precision) != "bf16-mixed":
-        return None
-    return "native" if native_bf16(device_type(cfg)) else "fp32"
+    """How the run of ``cfg`` computes in bf16 here (``resnet_repro.bf16.kernels``)."""
+    return kernels(str(cfg.trainer.precision), device_type(cfg))
 
 
 def instantiate_trainer(cfg: DictConfig, **arguments) -> pl.Trainer:

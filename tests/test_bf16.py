@@ -73,16 +73,27 @@ def test_fp32_kernels_change_nothing_outside_autocast():
     assert inside.dtype == torch.float32 and torch.equal(inside, F.conv2d(images, weight))
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_bf16_autocast_goes_through_fp32_kernels_only_without_native_bf16(native, monkeypatch):
+def through_fp32_kernels() -> bool:
+    modes = torch.overrides._get_current_function_mode_stack()
+    return any(isinstance(mode, Fp32Kernels) for mode in modes)
+
+
+@pytest.mark.parametrize(("native", "choice", "through_fp32"), [
+    (True, "auto", False), (False, "auto", True), (True, "fp32", True), (False, "native", False)])
+def test_bf16_autocast_goes_through_fp32_kernels_without_native_bf16_or_when_told(
+        native, choice, through_fp32, monkeypatch):
     monkeypatch.setattr(bf16, "native_bf16", lambda device_type: native)
-    with bf16_autocast("cpu"):
+    with bf16_autocast("cpu", choice=choice):
         assert torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
-        modes = torch.overrides._get_current_function_mode_stack()
-        assert any(isinstance(mode, Fp32Kernels) for mode in modes) != native
-    with bf16_autocast("cpu", enabled=False):
-        assert not torch.is_autocast_enabled("cpu")
+        assert through_fp32_kernels() == through_fp32
+    with bf16_autocast("cpu", enabled=False, choice=choice):
+        assert not torch.is_autocast_enabled("cpu") and not through_fp32_kernels()
+
+
+def test_an_unknown_kernel_choice_names_the_choices():
+    with pytest.raises(ValueError, match="bf16_kernels=fast: use one of auto, native, fp32"):
+        bf16.kernels("bf16-mixed", "cpu", "fast")
 
 
 def test_native_bf16_is_a_gpu_or_a_cpu_with_bf16_instructions(monkeypatch):
@@ -92,12 +103,13 @@ def test_native_bf16_is_a_gpu_or_a_cpu_with_bf16_instructions(monkeypatch):
     assert bf16.native_bf16("cpu")
 
 
-@pytest.mark.parametrize(("precision", "native", "kernels"), [
-    ("bf16-mixed", False, "fp32"), ("bf16-mixed", True, "native"), ("32-true", False, None)])
+@pytest.mark.parametrize(("precision", "native", "choice", "kernels"), [
+    ("bf16-mixed", False, "auto", "fp32"), ("bf16-mixed", True, "auto", "native"),
+    ("bf16-mixed", False, "native", "native"), ("32-true", False, "fp32", None)])
 def test_a_trainer_in_bf16_without_bf16_instructions_goes_through_fp32_kernels(
-        precision, native, kernels, monkeypatch):
+        precision, native, choice, kernels, monkeypatch):
     monkeypatch.setattr(bf16, "native_bf16", lambda device_type: native)
-    cfg = OmegaConf.create({"trainer": {
+    cfg = OmegaConf.create({"bf16_kernels": choice, "trainer": {
         "_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "precision": precision,
         "logger": False, "enable_checkpointing": False, "enable_progress_bar": False}})
     assert launch.bf16_kernels(cfg) == kernels

@@ -9,7 +9,9 @@ rounded to bf16 (the product of two bf16 numbers is exact in fp32), sums in fp32
 rounded to bf16; autograd rounds the gradients through the same casts. What differs from a
 native bf16 kernel is the order of the sums, as it differs between two native kernels
 (tests/test_bf16.py measures both against fp64). The elementwise ops run on bf16 tensors as
-they do everywhere.
+they do everywhere. ``bf16_kernels`` (a top-level config key) chooses: auto (the above), native
+or fp32 to force either; it changes speed, not what is computed, and is not part of a run's
+identity.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from torch.overrides import TorchFunctionMode
 #: CPU flags of native bf16 arithmetic; without them ``bf16_autocast`` uses ``Fp32Kernels``.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
+#: The choices of ``bf16_kernels``.
+KERNEL_CHOICES = ("auto", "native", "fp32")
 #: The ops that bf16 autocast computes in bf16 and that the nets of this project call (einsum:
 #: the fused nets' classifiers, whose bmm autocast lowers).
 LOWER_PRECISION_OPS = frozenset({F.conv2d, F.linear, torch.einsum})
@@ -50,11 +54,16 @@ def native_bf16(device_type: str) -> bool:
     return device_type != "cpu" or bool(bf16_flags(cpuinfo()))
 
 
-def kernels(precision: str, device_type: str) -> str | None:
+def kernels(precision: str, device_type: str, choice: str = "auto") -> str | None:
     """How ``precision`` computes on ``device_type`` here: "native" bf16 kernels or "fp32"
-    kernels on bf16-rounded operands (``Fp32Kernels``) for ``bf16-mixed``; None otherwise."""
+    kernels on bf16-rounded operands (``Fp32Kernels``) for ``bf16-mixed``; None otherwise.
+    ``choice`` (``bf16_kernels``): auto picks native where the device has them."""
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"bf16_kernels={choice}: use one of {', '.join(KERNEL_CHOICES)}")
     if precision != "bf16-mixed":
         return None
+    if choice != "auto":
+        return choice
     return "native" if native_bf16(device_type) else "fp32"
 
 
@@ -66,24 +75,31 @@ def bf16_rounded(value):
 
 
 class Fp32Kernels(TorchFunctionMode):
-    """Under CPU bf16 autocast, ``LOWER_PRECISION_OPS`` on bf16-rounded operands by fp32
-    kernels, their results rounded to bf16: bf16 arithmetic at fp32 speed (module docstring)."""
+    """Under bf16 autocast on ``device_type``, ``LOWER_PRECISION_OPS`` on bf16-rounded operands
+    by fp32 kernels, their results rounded to bf16: bf16 arithmetic at fp32 speed (module
+    docstring)."""
+
+    def __init__(self, device_type: str = "cpu"):
+        super().__init__()
+        self.device_type = device_type
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func not in LOWER_PRECISION_OPS or not torch.is_autocast_enabled("cpu"):
+        if func not in LOWER_PRECISION_OPS or not torch.is_autocast_enabled(self.device_type):
             return func(*args, **kwargs)
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(self.device_type, enabled=False):
             result = func(*map(bf16_rounded, args),
                           **{name: bf16_rounded(value) for name, value in kwargs.items()})
         return result.to(torch.bfloat16)
 
 
 @contextlib.contextmanager
-def bf16_autocast(device_type: str, enabled: bool = True, **autocast) -> Iterator[None]:
+def bf16_autocast(device_type: str, enabled: bool = True, choice: str = "auto",
+                  **autocast) -> Iterator[None]:
     """``torch.autocast`` to bf16 on ``device_type`` (``autocast``: its other arguments),
-    through ``Fp32Kernels`` where the device has no bf16 arithmetic of its own."""
-    emulated = enabled and not native_bf16(device_type)
+    through ``Fp32Kernels`` where ``kernels`` says so (by default: where the device has no bf16
+    arithmetic of its own)."""
+    through_fp32 = enabled and kernels("bf16-mixed", device_type, choice) == "fp32"
     with (torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled, **autocast),
-          Fp32Kernels() if emulated else contextlib.nullcontext()):
+          Fp32Kernels(device_type) if through_fp32 else contextlib.nullcontext()):
         yield

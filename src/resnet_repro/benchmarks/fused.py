@@ -36,7 +36,7 @@ def bench_fused(source: str, depths: list[int], sizes: list[int], seconds: float
         datamodule.setup()
         datamodule.move_to(DEVICE)
         net, optimizer = make_model(cfg)
-        step = model_step(net, optimizer, forever(lambda dm=datamodule: our_batches(dm)))
+        step = model_step(net, optimizer, forever(lambda dm=datamodule: our_batches(dm)), cfg)
         eager = images_per_second(step, warmup=3, seconds=seconds)
         rows.append({"depth": depth, "runs": 1, "way": "eager", "images_per_s": eager})
         for size in sizes:

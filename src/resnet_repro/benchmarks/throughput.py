@@ -69,21 +69,21 @@ def compose_config(depth: int, source: str, *overrides: str):
                           f"model.depth={depth}", f"data.source={source}", *overrides])
 
 
-def autocast(precision: str):
+def autocast(cfg):
     """What Lightning's ``trainer.precision`` does around the forward pass."""
-    if precision == "bf16-mixed":
-        return bf16_autocast(DEVICE.type)
+    if cfg.trainer.precision == "bf16-mixed":
+        return bf16_autocast(DEVICE.type, choice=cfg.bf16_kernels)
     return contextlib.nullcontext()
 
 
 def model_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               batches: Iterator, precision: str = "32-true") -> Callable[[], int]:
-    """One SGD step of ``net`` on the next batch of ``batches``."""
+               batches: Iterator, cfg) -> Callable[[], int]:
+    """One SGD step of ``net`` on the next batch of ``batches``, in the precision of ``cfg``."""
     def step() -> int:
         images, labels = next(batches)
         images = images.to(DEVICE, non_blocking=True).contiguous(memory_format=torch.channels_last)
         labels = labels.to(DEVICE, non_blocking=True)
-        with autocast(precision):
+        with autocast(cfg):
             loss = F.cross_entropy(net(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -181,7 +181,7 @@ def evaluation_seconds(cfg) -> float:
         datamodule.trainer = trainer
         datamodule.setup()
         images = datamodule.splits["test"].tensors[0][: datamodule.eval_batch_size]
-        with torch.inference_mode(), autocast(cfg.trainer.precision):
+        with torch.inference_mode(), autocast(cfg):
             module.eval()(datamodule.prepare(images.to(DEVICE), training=False))
         start = time.perf_counter()
         trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -200,14 +200,14 @@ def bench_net(net_name: str, source: str, seconds: float, workers: int) -> dict[
     loader = torchvision_loader(datamodule, workers)
     our_stream = forever(lambda: our_batches(datamodule))
     torchvision_stream = forever(lambda: iter(loader))
-    bare = images_per_second(model_step(*make_model(cfg), itertools.repeat(next(our_stream))),
+    bare = images_per_second(model_step(*make_model(cfg), itertools.repeat(next(our_stream)), cfg),
                              warmup=3, seconds=seconds)
     timed_steps = max(10, round(seconds * bare / datamodule.batch_size))
     return {
         "bare_step": bare,
         "our_loop": our_loop(cfg, warmup=3, count=timed_steps),
         "torchvision_loop": images_per_second(
-            model_step(*make_model(cfg), torchvision_stream), warmup=3, seconds=seconds),
+            model_step(*make_model(cfg), torchvision_stream, cfg), warmup=3, seconds=seconds),
         "our_data": images_per_second(count_images(our_stream), warmup=3, seconds=seconds / 4),
         "torchvision_data": images_per_second(
             count_images(torchvision_stream), warmup=3, seconds=seconds / 4),
@@ -237,7 +237,14 @@ SETTINGS = {
     "fp32+compile": ["trainer.precision=32-true", "module.compile={}"],
     "bf16": ["trainer.precision=bf16-mixed", "module.compile=null"],
     "bf16+compile": ["trainer.precision=bf16-mixed", "module.compile={}"],
+    # bf16 by one kernel or the other, whichever the hardware has (resnet_repro.bf16)
+    "bf16+native-kernels": ["trainer.precision=bf16-mixed", "module.compile=null",
+                            "bf16_kernels=native"],
+    "bf16+fp32-kernels": ["trainer.precision=bf16-mixed", "module.compile=null",
+                          "bf16_kernels=fp32"],
 }
+#: The settings measured unless others are asked for (bf16 is one of the two kernels' settings).
+DEFAULT_SETTINGS = ("fp32", "fp32+compile", "bf16", "bf16+compile")
 #: Evaluations of the test set in one paper-profile CIFAR-10 run (every 1,000 of 64,000).
 PAPER_EVALUATIONS = 64
 
@@ -249,8 +256,7 @@ def bench_setting(net_name: str, source: str, setting: str, seconds: float) -> d
     pl.seed_everything(0, verbose=False)
     datamodule = instantiate(cfg.data, seed=0)
     datamodule.setup()
-    step = model_step(*make_model(cfg), itertools.repeat(next(our_batches(datamodule))),
-                      cfg.trainer.precision)
+    step = model_step(*make_model(cfg), itertools.repeat(next(our_batches(datamodule))), cfg)
     bare = max(images_per_second(step, warmup=5 if k == 0 else 0, seconds=seconds / 3)
                for k in range(3))
     span = max(5, round(seconds / 3 * bare / datamodule.batch_size))
@@ -265,7 +271,7 @@ def bench_setting(net_name: str, source: str, setting: str, seconds: float) -> d
 
 def run_settings_bench(source: str, seconds: float = 15.0,
                        nets: tuple[str, ...] = tuple(NETS),
-                       settings: tuple[str, ...] = tuple(SETTINGS)) -> pd.DataFrame:
+                       settings: tuple[str, ...] = DEFAULT_SETTINGS) -> pd.DataFrame:
     """Every setting for every net, with the loop's ratio to the bare step at that setting and
     to the default loop (fp32, eager: the first setting)."""
     table = pd.DataFrame([bench_setting(net, source, setting, seconds)

@@ -129,10 +129,11 @@ def train(cfg: DictConfig, deadline: float | None = None) -> RunRecord:
 
 class Bf16ThroughFp32Kernels(MixedPrecision):
     """Lightning's ``bf16-mixed`` computed by fp32 kernels (``resnet_repro.bf16``): the same
-    arithmetic on a CPU without bf16 instructions, 12-25x as fast as torch's bf16 kernels there."""
+    arithmetic, on a CPU without bf16 instructions many times as fast as torch's bf16 kernels
+    (README, "Speed settings")."""
 
     def forward_context(self):
-        return bf16_autocast(self.device, cache_enabled=False)
+        return bf16_autocast(self.device, choice="fp32", cache_enabled=False)
 
 
 def device_type(cfg: DictConfig) -> str:
@@ -143,13 +144,14 @@ def device_type(cfg: DictConfig) -> str:
 
 def bf16_kernels(cfg: DictConfig) -> str | None:
     """How the run of ``cfg`` computes in bf16 here (``resnet_repro.bf16.kernels``)."""
-    return kernels(str(cfg.trainer.precision), device_type(cfg))
+    return kernels(str(cfg.trainer.precision), device_type(cfg), cfg.get("bf16_kernels", "auto"))
 
 
 def instantiate_trainer(cfg: DictConfig, **arguments) -> pl.Trainer:
     """The ``cfg.trainer`` with ``arguments``, its bf16 through fp32 kernels where it must."""
     if bf16_kernels(cfg) == "fp32":
-        arguments |= {"precision": None, "plugins": [Bf16ThroughFp32Kernels("bf16-mixed", "cpu")]}
+        plugin = Bf16ThroughFp32Kernels("bf16-mixed", device_type(cfg))
+        arguments |= {"precision": None, "plugins": [plugin]}
     return instantiate(cfg.trainer, **arguments)
 
 

@@ -260,7 +260,8 @@ class FusedRuns:
         """bf16 autocast around forward and loss, as Lightning's ``bf16-mixed`` does (fp32
         master weights and update); off otherwise."""
         device = next(self.model.parameters()).device.type
-        return bf16_autocast(device, enabled=self.bf16_autocast)
+        return bf16_autocast(device, enabled=self.bf16_autocast,
+                             choice=self.configs[0].get("bf16_kernels", "auto"))
 
     def random_state(self, run: int) -> dict:
         """The generators' states as the ordinary loop checkpoints them (``module.random_state``):

@@ -37,7 +37,7 @@ PRECISIONS = {"32-true": (torch.float32, False), "bf16-mixed": (torch.float32, T
 SHARED = ("model.depth", "model.num_classes", "data.source", "data.batch_size",
           "data.augment", "module.optimizer.momentum", "module.optimizer.weight_decay",
           "module.log_every", "trainer.max_steps", "trainer.val_check_interval",
-          "trainer.precision", "checkpoint_every", "module.compile")
+          "trainer.precision", "bf16_kernels", "checkpoint_every", "module.compile")
 
 
 def fusable(configs: list[DictConfig]) -> None:

@@ -2,9 +2,11 @@
 errors, the devices they ran on, and their speed and time left on this machine.
 
     python experiments/status.py profile=paper [experiment=fig1] [data.source=...]
+                                 [bf16_kernels=native|fp32]
 
 With an experiment, its sweep's runs (those not started too); without, every run folder of
-the profile.
+the profile. Speeds are those of the attempts that ran here with the kernels ``bf16_kernels``
+picks (auto: this CPU's own bf16 kernels where it has them).
 """
 
 import sys
@@ -25,14 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     labels = None
     if any(o.startswith("experiment=") for o in overrides):
         directories = sweep_run_directories(overrides)
-        labels = [net_label(cfg) for cfg in sweep_configs(overrides)]
+        configs = sweep_configs(overrides)
+        labels = [net_label(cfg) for cfg in configs]
+        bf16_kernels = configs[0].bf16_kernels if configs else "auto"
     else:
-        runs = Path(compose_train(overrides).paths.runs)
-        directories = sorted(p.parent for p in runs.glob("*/run.json"))
+        cfg = compose_train(overrides)
+        directories = sorted(p.parent for p in Path(cfg.paths.runs).glob("*/run.json"))
+        bf16_kernels = cfg.bf16_kernels
     if not directories:
         print("no runs found for", " ".join(overrides) or "the paper profile")
         return 0
-    table = status_table(directories, labels)
+    table = status_table(directories, labels, bf16_kernels)
     print(table.to_string(index=False, na_rep="-"))
     left = table["minutes_left_here"].sum(min_count=1)
     if left == left:

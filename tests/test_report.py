@@ -212,3 +212,25 @@ def test_a_window_lost_at_a_stop_is_named_with_the_attempt_that_stopped_on_it():
         missing_windows="38900 (attempt 3 stopped there)")
     assert "resnet-56 seed 0's training curve lacks the logging window ending at iteration " \
            "38900 (attempt 3 stopped there)" in readme("fig6", "paper", rows, "make")
+
+
+def test_runs_that_took_bf16_through_fp32_kernels_are_named_with_how_many_iterations():
+    from types import SimpleNamespace
+
+    from resnet_repro.analysis.collect import fp32_kernel_iterations
+    run = SimpleNamespace(attempts=(
+        {"precision": "bf16-mixed", "iterations_from": 0, "iterations": 49315},
+        {"precision": "bf16-mixed", "bf16_kernels": "native", "iterations_from": 49315,
+         "iterations": 50000},
+        {"precision": "bf16-mixed", "bf16_kernels": "fp32", "iterations_from": 50000,
+         "iterations": 64000}))
+    assert fp32_kernel_iterations(run) == 14000
+    rows = summary([("resnet-20", 20, "A", 2, 0.7, 8.5), ("plain-20", 20, "plain", 2, 1.2, 9.3)])
+    rows = rows.assign(precision="bf16-mixed", iterations=64000,
+                       fp32_kernel_iterations=[14000, 0])
+    text = readme("fig6", "paper", rows, "make")
+    assert "through fp32 kernels" in text
+    assert "for resnet-20 seed 2's 14,000 of 64,000 iterations." in text
+    assert "plain-20 seed 2's" not in text
+    assert "fp32 kernels" not in readme("fig6", "paper", rows.assign(fp32_kernel_iterations=0),
+                                        "make")

@@ -65,3 +65,22 @@ def test_cpus_of_one_name_with_and_without_native_bf16_are_different_devices():
     assert cpu_description(AVX2_EPYC, "AVX2") == "AMD EPYC [AVX2]"
     assert cpu_description(with_bf16, "AVX512") == "AMD EPYC [AVX512, avx512_bf16]"
     assert cpu_description(with_amx, "AVX512") == "AMD EPYC [AVX512, avx512_bf16, amx_bf16]"
+
+
+def test_the_speed_here_is_that_of_the_bf16_kernels_asked_for(tmp_path):
+    import json
+
+    from resnet_repro.analysis.status import run_status
+    (tmp_path / "config.yaml").write_text("trainer:\n  precision: bf16-mixed\n")
+    native = {"device": "AMD EPYC [AVX2]", "precision": "bf16-mixed", "bf16_kernels": "native",
+              "iterations": 100, "wall_seconds": 100.0}
+    through_fp32 = {**native, "bf16_kernels": "fp32", "iterations_from": 100, "iterations": 1100,
+                    "wall_seconds": 500.0}
+    (tmp_path / "run.json").write_text(json.dumps(
+        {"net": "plain-56", "seed": 1, "status": "interrupted", "max_steps": 64000,
+         "iterations": 1100, "attempts": [native, through_fp32]}))
+    speed = {choice: run_status(tmp_path, "AMD EPYC [AVX2]", bf16_kernels=choice)["it_per_s_here"]
+             for choice in ("native", "fp32")}
+    assert speed == {"native": 1.0, "fp32": 2.0}
+    with pytest.raises(ValueError, match="bf16_kernels=torch"):
+        run_status(tmp_path, "AMD EPYC [AVX2]", bf16_kernels="torch")

@@ -43,6 +43,14 @@ def hardware_of_run(run: Run) -> str | None:
     return "; ".join(dict.fromkeys(filter(None, map(hardware_of, run.attempts)))) or None
 
 
+def fp32_kernel_iterations(run: Run) -> int:
+    """How many of the run's iterations ran bf16 autocast through fp32 kernels
+    (``resnet_repro.bf16``, on a CPU without bf16 instructions), over its attempts."""
+    return sum(attempt.get("iterations", 0) - attempt.get("iterations_from", 0)
+               for attempt in run.attempts if attempt.get("precision") == "bf16-mixed"
+               and attempt.get("bf16_kernels") == "fp32")
+
+
 def final_error(curves: pd.DataFrame, split: str, max_steps: int | None = None) -> float:
     """The error at the run's last iteration; NaN where ``max_steps`` is given and the last
     logged point is not at it (an unfinished run, or one whose last evaluation is missing):
@@ -105,6 +113,7 @@ def summarize(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
             **_describe(run),
             "profile": run.profile,
             "precision": run.precision,
+            "fp32_kernel_iterations": fp32_kernel_iterations(run),
             "dataset": Path(run.data_source or "").name,
             "dataset_sha256": run.data_fingerprint,
             "iterations": run.iterations,

@@ -125,7 +125,7 @@ def _provenance(summary: pd.DataFrame) -> list[str]:
         f"- Data: {', '.join(done['dataset'].dropna().unique())} (content sha256 "
         f"{', '.join(str(s)[:16] for s in done['dataset_sha256'].dropna().unique())}...).",
         f"- Hardware: {', '.join(_each(done['hardware'], '; '))}.",
-        f"- Precision: {_precisions(done)}.",
+        f"- Precision: {_precisions(done)}{_through_fp32_kernels(done)}.",
         f"- Code: commit {', '.join(c[:10] for c in _each(done['commit'], ' '))}"
         + _dirty_note(done) + ".",
         "- Wall time: "
@@ -187,6 +187,20 @@ def _precisions(summary: pd.DataFrame) -> str:
     values = summary["precision"].fillna("32-true") if "precision" in summary else \
         pd.Series(["32-true"])
     return ", ".join(PRECISION_NAMES.get(v, v) for v in values.unique())
+
+
+def _through_fp32_kernels(summary: pd.DataFrame) -> str:
+    """Which runs took part of their bf16 iterations through fp32 kernels, and how many."""
+    if "fp32_kernel_iterations" not in summary:
+        return ""
+    runs = summary[summary["fp32_kernel_iterations"].fillna(0) > 0]
+    if runs.empty:
+        return ""
+    return ("; on CPUs without bf16 instructions bf16 ran through fp32 kernels on bf16-rounded "
+            "operands (`resnet_repro.bf16`: torch's bf16 arithmetic, only the order of sums "
+            "differs), for " + ", ".join(
+                f"{r.net} seed {r.seed:.0f}'s {r.fp32_kernel_iterations:,.0f} of "
+                f"{r.iterations:,.0f} iterations" for r in runs.itertuples()))
 
 
 def _dirty_note(summary: pd.DataFrame) -> str:

@@ -42,9 +42,10 @@ def last_point(curves: pd.DataFrame, split: str) -> tuple[float, int] | tuple[No
 
 
 def run_status(directory: Path, device: str | None = None,
-               label: tuple = (None, None, None, None)) -> dict:
-    """One run's row; speed and time left are measured on ``device`` (this machine's);
-    ``label`` (net, seed, precision, max_steps) names a run not started yet."""
+               label: tuple = (None, None, None, None), bf16_kernels: str = "auto") -> dict:
+    """One run's row; speed and time left are measured on ``device`` (this machine's) with
+    the kernels ``bf16_kernels`` picks there; ``label`` (net, seed, precision, max_steps) names a
+    run not started yet."""
     run = Run.read(directory)
     curves = curves_of(run.metrics())
     logged = int(curves["iteration"].max()) if len(curves) else 0
@@ -52,7 +53,8 @@ def run_status(directory: Path, device: str | None = None,
     max_steps = run.max_steps or label[3]
     device = device or hardware()["device"]
     precision = run.precision or label[2]
-    setting = (device, kernels(precision, "cuda" if torch.cuda.is_available() else "cpu"))
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    setting = (device, kernels(precision, device_type, bf16_kernels))
     here = [(n, s) for d, n, s in attempt_speeds(list(run.attempts)) if d == setting and s > 0]
     speed = sum(n for n, _ in here) / sum(s for _, s in here) if here else float("nan")
     train_error, _ = last_point(curves, "train")
@@ -70,11 +72,12 @@ def run_status(directory: Path, device: str | None = None,
     }
 
 
-def status_table(directories: list[Path], labels: list[tuple] | None = None) -> pd.DataFrame:
+def status_table(directories: list[Path], labels: list[tuple] | None = None,
+                 bf16_kernels: str = "auto") -> pd.DataFrame:
     device = hardware()["device"]
     labels = labels or [(None, None, None, None)] * len(directories)
     return estimate_speeds(pd.DataFrame([
-        run_status(directory, device, label)
+        run_status(directory, device, label, bf16_kernels)
         for directory, label in zip(directories, labels, strict=True)]))
 
 

@@ -81,3 +81,64 @@ def test_the_readme_note_names_each_nets_cost_and_commit(tmp_path):
     assert lines[0].startswith("- Measured net by net, each kept in [per_net/]")
     assert [line.split(":")[0] for line in lines[1:]] == ["  - plain-8", "  - resnet-8"]
     assert all(" min on " in line and ", commit " in line for line in lines[1:])
+
+
+def test_the_key_follows_the_code_that_measures_not_the_readme_beside_it(monkeypatch):
+    import functools
+
+    from resnet_repro.analysis import lesion
+    from resnet_repro.analysis.nets import measuring_code, reached_code
+    key = measuring_code(lesion.lesion_tables)
+    assert measuring_code(functools.partial(lesion.lesion_tables, images=None)) == key
+    sources = "\n".join(reached_code(lesion.lesion_tables))
+    for measuring in ("def lesion_errors(", "def in_precision(", "def bf16_autocast(",
+                      "def forward_deleting(", "ROUND = 32"):
+        assert measuring in sources
+    for reporting in ("def findings(", "def _singles_line(", "def precision_note(", "VEIT_"):
+        assert reporting not in sources
+    monkeypatch.setattr(lesion, "VEIT_INTACT", 7.0)  # read by the README alone
+    assert measuring_code(lesion.lesion_tables) == key
+    monkeypatch.setattr(lesion, "ROUND", 16)  # how many random deletions a round draws
+    assert measuring_code(lesion.lesion_tables) != key
+
+
+def test_measurements_are_re_keyed_with_a_reason_and_their_tables_kept(tmp_path):
+    import json
+
+    from resnet_repro.migrations import rekey_measurements
+    measured_per_net(context_in(tmp_path), RUNS, Measure())
+    per_net = tmp_path / PER_NET
+    before = json.loads((per_net / "aaaa.json").read_text())
+    old = before["measuring_code"]
+    other = json.loads((per_net / "bbbb.json").read_text())
+    (per_net / "bbbb.json").write_text(json.dumps({**other, "measuring_code": "elsewhere"}))
+    tables = (per_net / "aaaa.errors.csv").read_text()
+    assert rekey_measurements(per_net, {old: "new"}, "nothing measuring changed") == ["aaaa"]
+    record = json.loads((per_net / "aaaa.json").read_text())
+    assert record["measuring_code"] == "new"
+    assert record["rekeyed"][0]["from"] == old
+    assert record["rekeyed"][0]["reason"] == "nothing measuring changed"
+    kept = {k: v for k, v in record.items() if k not in ("measuring_code", "rekeyed")}
+    assert kept == {k: v for k, v in before.items() if k != "measuring_code"}
+    assert (per_net / "aaaa.errors.csv").read_text() == tables
+    assert json.loads((per_net / "bbbb.json").read_text())["measuring_code"] == "elsewhere"
+    assert rekey_measurements(per_net, {old: "new"}, "again") == []
+
+
+
+def test_the_committed_measurements_are_kept_under_the_code_that_measures_now():
+    """What results/ keeps is read back by a rerun, not measured again for hours: a change to
+    the code that measures either measures again or re-keys them (experiments/migrate.py)."""
+    import json
+    from pathlib import Path
+
+    from resnet_repro.analysis import landscape, lesion
+    from resnet_repro.analysis.nets import measuring_code
+    results = Path(__file__).resolve().parents[1] / "results"
+    measures = {"lesion": lesion.lesion_tables, "landscape": landscape.landscape_tables}
+    for analysis, measure in measures.items():
+        records = sorted(results.glob(f"{analysis}/*/{PER_NET}/*.json"))
+        assert records, analysis
+        for record in records:
+            assert json.loads(record.read_text())["measuring_code"] == measuring_code(measure), \
+                record

@@ -3,15 +3,18 @@ results and move to the folder their identity now names; nothing is retrained.
 
 ``rekey_data``: from the data's byte hash (before) to its content hash (now), so that every
 lossless copy of CIFAR-10 shares its runs (``data.sources.content_fingerprint``).
+``rekey_measurements``: an analysis's per-net measurements (``analysis.nets.kept_or_measured``)
+to a new key of the code that measured them, nothing measured again.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from resnet_repro.runs import RunFolder, RunRecord, key_of, run_identity
+from resnet_repro.runs import RunFolder, RunRecord, git_commit, key_of, run_identity
 
 
 class MigrationError(RuntimeError):
@@ -69,3 +72,23 @@ def _move(folder: RunFolder, record: dict, new_identity: dict) -> Path:
     moved.data = record
     moved.save()
     return target
+
+
+def rekey_measurements(per_net: str | Path, keys: dict[str, str], reason: str) -> list[str]:
+    """Give each per-net record in ``per_net`` (``<run>.json`` beside its tables) kept under an
+    old measuring-code key the new one that ``keys`` maps it to, where the code that measured
+    changed in nothing that alters what it measured (``reason`` says why). The record keeps its
+    tables, budget, machine, commit and minutes and notes the re-keying (from, reason, commit).
+    Returns the runs re-keyed; idempotent."""
+    moved = []
+    for path in sorted(Path(per_net).glob("*.json")):
+        record = json.loads(path.read_text())
+        old = record.get("measuring_code")
+        if old not in keys or keys[old] == old:
+            continue
+        record["measuring_code"] = keys[old]
+        record.setdefault("rekeyed", []).append(
+            {"from": old, "reason": reason, "code": git_commit()})
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        moved.append(path.stem)
+    return moved

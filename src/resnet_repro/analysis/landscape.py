@@ -8,6 +8,8 @@ evaluation mode with its stored statistics; the training images without augmenta
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -291,8 +293,8 @@ def run(context) -> dict:
     if not runs:
         raise SystemExit("no finished runs to draw: train them first (make reproduce-fig6)")
     images, labels, words = dataset(context.config, "train", budget.landscape_images)
-    tables = measured_per_net(context, runs, lambda trained: landscape_tables(
-        trained, images, labels, budget))
+    tables = measured_per_net(context, runs, functools.partial(
+        landscape_tables, images=images, labels=labels, budget=budget))
     curves, surfaces, minima = tables["1d"], tables["2d"], tables["minima"]
     written = {"curves": save_csv(curves, context.out_dir / "landscape_1d.csv"),
                "surfaces": save_csv(surfaces, context.out_dir / "landscape_2d.csv"),

@@ -159,9 +159,10 @@ def branch_norm_ratios(net, images: torch.Tensor, batch_size: int = 250,
     return (branch.sqrt() / kept.sqrt()).tolist()
 
 
-def lesion_table(trained, images, labels, budget) -> pd.DataFrame:
-    """Every case for one trained net with its test error: the intact net, the single
-    deletions (with their block's ``branch_norm_ratio``), and for a ResNet the random ones."""
+def lesion_tables(trained, images, labels, budget) -> dict[str, pd.DataFrame]:
+    """{"lesion": every case for one trained net with its test error}: the intact net, the
+    single deletions (with their block's ``branch_norm_ratio``), and for a ResNet the random
+    ones."""
     net = trained.load_net()
     errors = functools.partial(lesion_errors, net, images, labels,
                                batch_size=budget.eval_batch_size, precision=budget.precision)
@@ -180,7 +181,7 @@ def lesion_table(trained, images, labels, budget) -> pd.DataFrame:
     frame = pd.DataFrame(cases).assign(net=trained.net, depth=trained.depth,
                                        shortcut=trained.family)
     frame["deleted"] = [" ".join(str(i + 1) for i in d) for d in frame["deleted"]]
-    return frame
+    return {"lesion": frame}
 
 
 def veit_median_at(fraction: float) -> float | None:
@@ -345,8 +346,8 @@ def run(context) -> dict:
     if not runs:
         raise SystemExit("no finished runs to lesion: train them first (make reproduce-fig6)")
     images, labels, words = dataset(context.config, "test", budget.lesion_images)
-    table = measured_per_net(context, runs, lambda trained: {
-        "lesion": lesion_table(trained, images, labels, budget)})["lesion"]
+    table = measured_per_net(context, runs, functools.partial(
+        lesion_tables, images=images, labels=labels, budget=budget))["lesion"]
     medians = random_medians(table)
     written = {"csv": save_csv(table, context.out_dir / "lesion.csv"),
                "medians": save_csv(medians.round(3), context.out_dir / "lesion_random.csv")}

@@ -5,6 +5,7 @@ and the results folder's README."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -141,15 +142,67 @@ def measured_per_net(context: Context, runs: list[Run],
 
 
 def measuring_code(measure: Callable) -> str:
-    """A hash of the code that measures a net: the module that defines ``measure`` (the
-    analysis), this module (data and evaluation) and the models package (the nets, surgery)."""
-    models = Path(inspect.getfile(CifarResNet)).parent
-    defined = measure if inspect.isfunction(measure) else type(measure)
-    files = [Path(inspect.getfile(defined)), Path(__file__), *sorted(models.glob("*.py"))]
+    """A hash of the code that measures a net: every function and class of this package that
+    ``measure`` reaches by name (``reached_code``) and the models package whole (nets are built
+    from their configs, not named). What measures decides the key, so an edit to a README line
+    beside it does not make hours of measurements stale."""
     digest = hashlib.sha256()
-    for path in files:
+    for source in reached_code(measure):
+        digest.update(source.encode())
+    for path in sorted(Path(inspect.getfile(CifarResNet)).parent.glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def is_constant(value) -> bool:
+    """Whether ``repr(value)`` is the whole of it: numbers, strings, and containers of them."""
+    if isinstance(value, (bool, int, float, str, bytes, type(None))):
+        return True
+    if isinstance(value, dict):
+        return all(map(is_constant, [*value.keys(), *value.values()]))
+    return isinstance(value, (tuple, list, frozenset)) and all(map(is_constant, value))
+
+
+def reached_code(start: Callable) -> list[str]:
+    """The source of ``start`` (a function, a class, a callable's class or a ``functools.partial``
+    of one) and of every function and class of this package its code names as a global,
+    followed on through theirs, and ``name = value`` of the constants they read; in a fixed
+    order."""
+    package = __name__.split(".")[0]
+    start = start.func if isinstance(start, functools.partial) else start
+    code: dict[str, str] = {}
+    pending = [start if inspect.isfunction(start) or inspect.isclass(start) else type(start)]
+    while pending:
+        item = inspect.unwrap(pending.pop())
+        name = f"{item.__module__}.{item.__qualname__}"
+        if name in code:
+            continue
+        defaults = getattr(item, "__defaults__", None)
+        code[name] = inspect.getsource(item) + (f"defaults = {defaults!r}"
+                                                if is_constant(defaults) else "")
+        for global_name, value in _globals_named(item):
+            if is_constant(value):
+                code[f"{item.__module__}.{global_name}"] = f"{global_name} = {value!r}"
+            elif (inspect.isfunction(inspect.unwrap(value)) or inspect.isclass(value)) and \
+                    str(getattr(value, "__module__", "")).startswith(package):
+                pending.append(value)
+    return [code[name] for name in sorted(code)]
+
+
+def _globals_named(item) -> list[tuple[str, object]]:
+    """(name, value) of each global that a function's code, or a class's methods, names."""
+    functions = [item] if inspect.isfunction(item) else [
+        inspect.unwrap(getattr(member, "fget", None) or getattr(member, "__func__", member))
+        for member in vars(item).values()]
+    found = []
+    for function in filter(inspect.isfunction, functions):
+        codes = [function.__code__]
+        while codes:
+            current = codes.pop()
+            codes += [c for c in current.co_consts if inspect.iscode(c)]
+            found += [(n, function.__globals__[n]) for n in current.co_names
+                      if n in function.__globals__]
+    return found
 
 
 def kept_or_measured(context: Context, run: Run,

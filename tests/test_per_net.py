@@ -15,7 +15,8 @@ def context_in(folder, **budget):
                            measured_now=[], read_back=[])
 
 
-RUNS = [SimpleNamespace(name="aaaa", net="plain-8"), SimpleNamespace(name="bbbb", net="resnet-8")]
+RUNS = [SimpleNamespace(name="aaaa", net="plain-8", seed=0),
+        SimpleNamespace(name="bbbb", net="resnet-8", seed=0)]
 
 
 class Measure:
@@ -81,6 +82,10 @@ def test_the_readme_note_names_each_nets_cost_and_commit(tmp_path):
     assert lines[0].startswith("- Measured net by net, each kept in [per_net/]")
     assert [line.split(":")[0] for line in lines[1:]] == ["  - plain-8", "  - resnet-8"]
     assert all(" min on " in line and ", commit " in line for line in lines[1:])
+    seeds = [*RUNS, SimpleNamespace(name="cccc", net="resnet-8", seed=1)]
+    measured_per_net(context_in(tmp_path), seeds, Measure())
+    assert [line.split(":")[0] for line in per_net_note(context_in(tmp_path), seeds)[1:]] == [
+        "  - plain-8", "  - resnet-8 seed 0", "  - resnet-8 seed 1"]
 
 
 def test_the_key_follows_the_code_that_measures_not_the_readme_beside_it(monkeypatch):

@@ -121,8 +121,31 @@ def test_random_deletions_stop_after_a_round_when_the_median_is_settled():
                                           generator=torch.Generator().manual_seed(0)))
     sampled = frame[~frame["exhaustive"]].groupby("k").size()
     assert sampled.eq(ROUND).all()  # one round each: the interval is 0 wide
-    medians = random_medians(frame.assign(kind="random", net="n", depth=32))
+    medians = random_medians(frame.assign(kind="random", net="n", label="n", seed=0, depth=32))
     assert medians["ci_low"].eq(medians["median"]).all()
+
+
+def test_a_net_of_several_seeds_is_told_seed_by_seed_and_across_them():
+    from resnet_repro.analysis.lesion import findings
+
+    def one_seed(seed, intact, downsampling):
+        rows = [{"kind": "intact", "test_error": intact, "block": None, "downsampling": None}]
+        rows += [{"kind": "single", "block": b, "downsampling": b in (4, 7),
+                  "test_error": downsampling[(4, 7).index(b)] if b in (4, 7) else intact + b,
+                  "branch_norm_ratio": 0.1 * b} for b in range(1, 10)]
+        return pd.DataFrame(rows).assign(net="resnet-20", seed=seed,
+                                         label=f"resnet-20 seed {seed}", depth=20)
+
+    table = pd.concat([one_seed(0, 8.0, (60.0, 40.0)), one_seed(1, 9.0, (20.0, 14.0))])
+    lines = findings(table, random_medians(table))
+    assert lines[0].startswith("- resnet-20 seed 0 (intact: 8.0 %)")
+    assert lines[1].startswith("- resnet-20 seed 1 (intact: 9.0 %)")
+    assert lines[2] == (
+        "- resnet-20 over its 2 seeds (0, 1; mean ± standard deviation): intact 8.0, 9.0 % "
+        "(mean 8.5 ± 0.7); one shape-keeping block deleted, median 13.0, 14.0 % (mean 13.5 ± "
+        "0.7); one downsampling block deleted, block 4 60.0, 20.0 % (mean 40.0 ± 28.3); block "
+        "7 40.0, 14.0 % (mean 27.0 ± 18.4).")
+    assert len(findings(table[table["seed"] == 0], random_medians(table))) == 1  # no across
 
 
 def test_the_median_interval_holds_the_median_and_narrows_with_more_draws():

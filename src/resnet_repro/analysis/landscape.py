@@ -25,6 +25,7 @@ from resnet_repro.analysis.nets import (
     measured_per_net,
     per_net_note,
     precision_note,
+    run_labels,
     save_csv,
     write_readme,
 )
@@ -292,6 +293,7 @@ def run(context) -> dict:
     runs = context.finished
     if not runs:
         raise SystemExit("no finished runs to draw: train them first (make reproduce-fig6)")
+    names = run_labels(runs)
     images, labels, words = dataset(context.config, "train", budget.landscape_images)
     tables = measured_per_net(context, runs, functools.partial(
         landscape_tables, images=images, labels=labels, budget=budget))
@@ -317,7 +319,8 @@ def run(context) -> dict:
         f"{CONFIDENCE:.1%} of {RESAMPLES:,} bootstrap resamples of the images; then on a finer "
         "local grid (5 x 5 at half the spacing) the lowest of the inner 3 x 3 points below the "
         "ring one grid step out, by the same test. Edge points never count.",
-        *precision_note({run.net: run.load_net() for run in runs}, images, labels, budget),
+        *precision_note({names[run.name]: run.load_net() for run in runs}, images, labels,
+                        budget),
         *per_net_note(context, runs),
     ]
     written["readme"] = write_readme(

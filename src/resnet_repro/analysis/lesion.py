@@ -27,6 +27,7 @@ from resnet_repro.analysis.nets import (
     measured_per_net,
     per_net_note,
     precision_note,
+    run_labels,
     save_csv,
     write_readme,
 )
@@ -194,18 +195,22 @@ def veit_median_at(fraction: float) -> float | None:
 
 
 def random_medians(table: pd.DataFrame) -> pd.DataFrame:
-    """Per net and k: the median over the draws with its 95 % bootstrap interval (the median
-    itself where every subset was measured), quartiles, extremes, the number of draws, and
-    Veit et al.'s median at the same fraction of blocks deleted."""
+    """Per net (each seed apart) and k: the median over the draws with its 95 % bootstrap
+    interval (the median itself where every subset was measured), quartiles, extremes, the
+    number of draws, and Veit et al.'s median at the same fraction of blocks deleted."""
     rows = []
     random = table[table["kind"] == "random"]
-    for (net, depth, k), draws in random.groupby(["net", "depth", "k"]):
+    if random.empty:
+        return pd.DataFrame()
+    for (label, net, seed, depth, k), draws in random.groupby(
+            ["label", "net", "seed", "depth", "k"]):
         errors = draws["test_error"]
         median = float(errors.median())
         exhaustive = bool(draws["exhaustive"].astype(bool).all())
         low, high = (median, median) if exhaustive else median_interval(errors)
         fraction = float(draws["fraction"].iloc[0])
-        rows.append({"net": net, "depth": depth, "k": int(k), "fraction": fraction,
+        rows.append({"label": label, "net": net, "seed": seed, "depth": depth, "k": int(k),
+                     "fraction": fraction,
                      "median": median, "ci_low": low, "ci_high": high,
                      "q25": errors.quantile(0.25), "q75": errors.quantile(0.75),
                      "min": errors.min(), "max": errors.max(), "draws": len(errors),
@@ -215,31 +220,32 @@ def random_medians(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_lesions(table: pd.DataFrame, medians: pd.DataFrame, title: str):
     """Left: test error with each single block deleted (ResNets solid, plain nets dashed, the
-    intact net's error dotted). Middle: median test error (95 % intervals as bars, quartiles
-    shaded) against the fraction of shape-keeping blocks deleted at random, with Veit et al.'s
-    medians at their fractions. Right: each block's ‖F(x)‖ / ‖s(x)‖ (downsampling blocks
-    ringed)."""
+    intact net's error dotted; the seeds of a net in its colour). Middle: median test error
+    (95 % intervals as bars, quartiles shaded) against the fraction of shape-keeping blocks
+    deleted at random, with Veit et al.'s medians at their fractions. Right: each block's
+    ‖F(x)‖ / ‖s(x)‖ (downsampling blocks ringed)."""
     figure, (single, random, ratio) = plt.subplots(1, 3, figsize=(18, 4.8))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     nets = table.drop_duplicates("net").sort_values(["shortcut", "depth"])["net"].tolist()
-    for colour, net in zip(palette, nets, strict=False):
-        rows = table[table["net"] == net]
+    lines = [(colour, label, rows) for colour, net in zip(palette, nets, strict=False)
+             for label, rows in table[table["net"] == net].groupby("label", sort=False)]
+    for colour, label, rows in lines:
         singles = rows[rows["kind"] == "single"]
         style = "--" if rows["shortcut"].iloc[0] == PLAIN else "-"
         single.plot(singles["block"], singles["test_error"], style, color=colour, marker=".",
-                    label=net)
+                    label=label)
         single.axhline(rows[rows["kind"] == "intact"]["test_error"].iloc[0], color=colour,
                        linestyle=":", linewidth=1)
         ratio.plot(singles["block"], singles["branch_norm_ratio"], style, color=colour,
-                   marker=".", label=net)
+                   marker=".", label=label)
         down = singles[singles["downsampling"].astype(bool)]
         ratio.scatter(down["block"], down["branch_norm_ratio"], s=80, facecolors="none",
                       edgecolors=colour)
-        points = medians[medians["net"] == net]
+        points = medians[medians["label"] == label] if len(medians) else medians
         if not points.empty:
             random.errorbar(points["fraction"], points["median"], fmt="o-", color=colour,
                             yerr=[points["median"] - points["ci_low"],
-                                  points["ci_high"] - points["median"]], capsize=2, label=net)
+                                  points["ci_high"] - points["median"]], capsize=2, label=label)
             random.fill_between(points["fraction"], points["q25"], points["q75"], color=colour,
                                 alpha=0.15, linewidth=0)
     random.plot([k / VEIT_BLOCKS for k in VEIT_MEDIANS], list(VEIT_MEDIANS.values()), "k^:",
@@ -305,13 +311,40 @@ def _random_line(points: pd.DataFrame) -> str:
     return line
 
 
+def _across_seeds_line(net: str, rows: pd.DataFrame) -> str:
+    """A net's single deletions seed by seed: is what one net shows a property of how these
+    nets train, or of that net?"""
+    singles = rows[rows["kind"] == "single"]
+    down = singles["downsampling"].astype(bool)
+    by_seed = {seed: group for seed, group in rows.groupby("seed")}
+
+    def listed(values) -> str:
+        values = list(values)
+        return (f"{', '.join(f'{v:.1f}' for v in values)} % (mean {np.mean(values):.1f} ± "
+                f"{np.std(values, ddof=1):.1f})")
+
+    intact = [group[group["kind"] == "intact"]["test_error"].iloc[0]
+              for group in by_seed.values()]
+    keeping = singles[~down].groupby("seed")["test_error"].median()
+    blocks = [f"block {int(block)} {listed(errors.sort_values('seed')['test_error'])}"
+              for block, errors in singles[down].groupby("block")]
+    return (f"- {net} over its {len(by_seed)} seeds ({', '.join(f'{s:.0f}' for s in by_seed)}"
+            f"; mean ± standard deviation): intact {listed(intact)}; one shape-keeping block "
+            f"deleted, median {listed(keeping)}; one downsampling block deleted, "
+            + "; ".join(blocks) + ".")
+
+
 def findings(table: pd.DataFrame, medians: pd.DataFrame) -> list[str]:
+    """Each net, seed by seed, then each net with several seeds across them."""
     lines = []
-    for net, rows in table.groupby("net", sort=False):
-        lines.append(_singles_line(net, rows))
-        points = medians[medians["net"] == net]
+    for label, rows in table.groupby("label", sort=False):
+        lines.append(_singles_line(label, rows))
+        points = medians[medians["label"] == label] if len(medians) else medians
         if not points.empty:
             lines.append(_random_line(points))
+    for net, rows in table.groupby("net", sort=False):
+        if rows["seed"].nunique() > 1:
+            lines.append(_across_seeds_line(net, rows))
     return lines
 
 
@@ -345,9 +378,11 @@ def run(context) -> dict:
     runs = context.finished
     if not runs:
         raise SystemExit("no finished runs to lesion: train them first (make reproduce-fig6)")
+    names = run_labels(runs)
     images, labels, words = dataset(context.config, "test", budget.lesion_images)
-    table = measured_per_net(context, runs, functools.partial(
-        lesion_tables, images=images, labels=labels, budget=budget))["lesion"]
+    measure = functools.partial(lesion_tables, images=images, labels=labels, budget=budget)
+    table = pd.concat([measured_per_net(context, [trained], measure)["lesion"].assign(
+        seed=trained.seed, label=names[trained.name]) for trained in runs], ignore_index=True)
     medians = random_medians(table)
     written = {"csv": save_csv(table, context.out_dir / "lesion.csv"),
                "medians": save_csv(medians.round(3), context.out_dir / "lesion_random.csv")}
@@ -363,7 +398,8 @@ def run(context) -> dict:
         "for every net, with each block's ‖F(x)‖ / ‖s(x)‖: its residual branch's output "
         "against the path a deletion keeps (shortcut, or a plain net's bypass), over the same "
         "images.",
-        *precision_note({run.net: run.load_net() for run in runs}, images, labels, budget),
+        *precision_note({names[run.name]: run.load_net() for run in runs}, images, labels,
+                        budget),
         *per_net_note(context, runs),
     ]
     written["readme"] = write_readme(

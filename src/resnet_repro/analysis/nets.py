@@ -37,6 +37,16 @@ def describe(run: Run) -> str:
             f"{hardware_of_run(run)})")
 
 
+def run_labels(runs: list[Run]) -> dict[str, str]:
+    """Each run's name in a README, figure or table: its net's, with the seed where the net
+    has several seeds among ``runs``; keyed by the run's folder name."""
+    seeds: dict[str, set] = {}
+    for run in runs:
+        seeds.setdefault(run.net, set()).add(run.seed)
+    return {run.name: run.net if len(seeds[run.net]) == 1 else f"{run.net} seed {run.seed}"
+            for run in runs}
+
+
 class Sample(NamedTuple):
     """Images of one split as evaluation sees them, their labels, and the words a README uses
     for them (all of the split, or how large a subset of how many)."""
@@ -236,10 +246,11 @@ def per_net_note(context: Context, runs: list[Run]) -> list[str]:
     """README lines saying what each net's measurement cost, when, where and at which commit."""
     lines = [f"- Measured net by net, each kept in [{PER_NET}/]({PER_NET}/) (a rerun with this "
              "budget measures only the nets not kept there):"]
+    labels = run_labels(runs)
     for run in runs:
         record = json.loads((context.out_dir / PER_NET / f"{run.name}.json").read_text())
         code = record["code"]
-        lines.append(f"  - {record['net']}: {record['minutes']:.1f} min on "
+        lines.append(f"  - {labels[run.name]}: {record['minutes']:.1f} min on "
                      f"{hardware_of(record['hardware'])}, {record['date']}, commit "
                      f"{code['commit'][:10]}{' (dirty)' if code['dirty'] else ''}.")
     return lines

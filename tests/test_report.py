@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -189,6 +190,11 @@ def test_the_results_index_is_written_from_the_folders(tmp_path):
     (lesion / "per_net").mkdir(parents=True)
     (lesion / "README.md").write_text("# lesion\n")
     (lesion / "per_net" / "abc.json").write_text('{"net": "resnet-56"}')
+    landscape = tmp_path / "landscape" / "cpu"
+    (landscape / "per_net").mkdir(parents=True)
+    (landscape / "README.md").write_text("# landscape\n")
+    for key, net in enumerate(["resnet-20", "plain-20", "resnet-20", "plain-56", "resnet-20"]):
+        (landscape / "per_net" / f"{key}.json").write_text(json.dumps({"net": net}))
     (tmp_path / "fig1" / "smoke").mkdir()
     (tmp_path / "fig1" / "smoke" / "README.md").write_text("# not committed\n")
     text = write_index(tmp_path, ROOT / "conf").read_text()
@@ -196,6 +202,7 @@ def test_the_results_index_is_written_from_the_folders(tmp_path):
            "plain-20 and plain-56 on CIFAR-10. | paper | 2 of 3 runs finished |" in text
     assert "| [lesion/cpu](lesion/cpu/) | The lesion study (Veit et al. 2016): blocks deleted " \
            "from trained ResNets" in text and "| cpu | 1 net: resnet-56 |" in text
+    assert "| cpu | 5 nets: plain-20, plain-56, resnet-20 ×3 |" in text
     assert "smoke" not in text
     assert "At the paper's schedule (64,000 iterations): fig1." in text
 

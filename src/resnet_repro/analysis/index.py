@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -42,15 +43,17 @@ def what(experiment: str, conf: Path, readme: Path) -> str:
 
 
 def contents(folder: Path) -> str:
-    """How many runs a sweep's folder shows (finished of all), or nets an analysis measured."""
+    """How many runs a sweep's folder shows (finished of all), or nets an analysis measured (a
+    net measured on several seeds counted, as "plain-20 ×3")."""
     summary = folder / "summary.csv"
     if summary.exists():
         status = pd.read_csv(summary)["status"]
         return f"{(status == 'done').sum()} of {len(status)} runs finished"
     kept = sorted((folder / PER_NET).glob("*.json"))
     if kept:
-        nets = [json.loads(path.read_text())["net"] for path in kept]
-        return f"{len(nets)} net{'s' * (len(nets) != 1)}: {', '.join(nets)}"
+        nets = Counter(json.loads(path.read_text())["net"] for path in kept)
+        named = (name if count == 1 else f"{name} ×{count}" for name, count in sorted(nets.items()))
+        return f"{nets.total()} net{'s' * (nets.total() != 1)}: {', '.join(named)}"
     return "-"
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from tqdm.auto import tqdm
 
 from resnet_repro.analysis.collect import final_error, hardware_of, hardware_of_run
 from resnet_repro.analysis.context import Context, partial_grid_note
@@ -119,7 +120,7 @@ def precision_note(nets: dict[str, nn.Module], images: torch.Tensor, labels: tor
         return ["- Evaluated in fp32."]
     lines = [f"- Evaluated in bf16 autocast (fp32 weights, loss from fp32 logits). The check, "
              f"on the same {len(labels)} images, each intact net in fp32 against bf16:"]
-    for name, net in nets.items():
+    for name, net in tqdm(nets.items(), desc="intact nets, fp32 against bf16", leave=False):
         fp32, bf16 = (evaluate(net, images, labels, budget.eval_batch_size, precision)
                       for precision in (FP32, BF16))
         lines.append(f"  - {name}: loss {fp32[0]:.4f} against {bf16[0]:.4f} (relative "

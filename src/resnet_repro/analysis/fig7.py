@@ -21,6 +21,10 @@ from resnet_repro.analysis.plots import colour_of, plt
 from resnet_repro.analysis.report import heading, write_results
 from resnet_repro.runs import PLAIN, Run
 
+#: Decimals kept of a response std: CPUs differ in the order of fp32 sums by about 1e-8, and
+#: unrounded values would rewrite the committed results at each redraw on another machine.
+DIGITS = 4
+
 
 def response_layers(net: nn.Module) -> list[nn.BatchNorm2d]:
     """The BN after each 3x3 conv, input to output (projection shortcuts' BNs left out)."""
@@ -62,7 +66,8 @@ def responses(runs: list[Run], test_images: torch.Tensor) -> pd.DataFrame:
     for run in (run for run in runs if run.done):
         for layer, std in enumerate(layer_response_std(run.load_net(), test_images), start=1):
             rows.append({"net": run.net, "group": run.group, "depth": run.depth,
-                         "shortcut": run.family, "seed": run.seed, "layer": layer, "std": std})
+                         "shortcut": run.family, "seed": run.seed, "layer": layer,
+                         "std": round(std, DIGITS)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame.insert(0, "series", series_labels(frame))

@@ -21,7 +21,7 @@ from resnet_repro.analysis.plots import colour_of, plt
 from resnet_repro.analysis.report import heading, write_results
 from resnet_repro.runs import PLAIN, Run
 
-#: Decimals kept of a response std: CPUs differ in the order of fp32 sums by about 1e-8, and
+#: Decimals kept of a response std: CPUs that sum fp32 in another order move it by ~4e-9, and
 #: unrounded values would rewrite the committed results at each redraw on another machine.
 DIGITS = 4
 

@@ -164,6 +164,24 @@ def test_an_analysis_of_part_of_the_grid_says_which_nets_it_left_out(tmp_path):
     assert "A part of" not in write_readme(context, "Lesion study", [], [], [], []).read_text()
 
 
+def test_an_analysis_of_trained_nets_stops_where_none_has_finished(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from resnet_repro.analysis.context import Context
+
+    config = OmegaConf.create({"profile_name": "paper", "experiment_name": "lesion"})
+    training = SimpleNamespace(done=False)
+    context = Context(config, [training], tmp_path, "make reproduce-lesion", [])
+    with pytest.raises(SystemExit, match=r"no finished runs to lesion: train them first "
+                                         r"\(make reproduce-fig6 PROFILE=paper\)"):
+        context.trained("lesion")
+    done = SimpleNamespace(done=True)
+    context.runs.append(done)
+    assert context.trained("lesion") == [done]
+
+
 def test_an_analysis_names_the_runs_of_its_sweep_that_have_not_finished():
     from types import SimpleNamespace
 

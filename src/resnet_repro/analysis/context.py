@@ -65,6 +65,14 @@ class Context:
         """The runs that finished, in the sweep's order."""
         return [run for run in self.runs if run.done]
 
+    def trained(self, purpose: str) -> list[Run]:
+        """The finished runs, for a recipe that measures trained nets: with none, an exit that
+        says what trains them."""
+        if not self.finished:
+            raise SystemExit(f"no finished runs to {purpose}: train them first "
+                             f"(make reproduce-fig6 PROFILE={self.profile})")
+        return self.finished
+
     @functools.cached_property
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(curves, summary) of the runs: ``collect.summarize``."""

@@ -290,9 +290,7 @@ def _minima_note(found: pd.DataFrame) -> str:
 
 def run(context) -> dict:
     budget = context.budget
-    runs = context.finished
-    if not runs:
-        raise SystemExit("no finished runs to draw: train them first (make reproduce-fig6)")
+    runs = context.trained("draw")
     names = run_labels(runs)
     images, labels, words = dataset(context.config, "train", budget.landscape_images)
     tables = measured_per_net(context, runs, functools.partial(

@@ -375,9 +375,7 @@ SHORT_RUNS = [
 
 def run(context) -> dict:
     budget = context.budget
-    runs = context.finished
-    if not runs:
-        raise SystemExit("no finished runs to lesion: train them first (make reproduce-fig6)")
+    runs = context.trained("lesion")
     names = run_labels(runs)
     images, labels, words = dataset(context.config, "test", budget.lesion_images)
     measure = functools.partial(lesion_tables, images=images, labels=labels, budget=budget)
